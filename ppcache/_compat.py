@@ -1,0 +1,94 @@
+"""Import-time environment fixes: quiet Paddle/PaddleNLP, and shims for missing APIs.
+
+Everything here is applied once, before Paddle or PPDiffusers is imported by ppcache.
+"""
+import logging
+import math
+import os
+import warnings
+
+_NOISY_WARNINGS = (
+    "No ccache found",
+    "Setuptools is replacing distutils",
+    "CUDA is not available or torch_xla is imported",
+)
+
+
+def quiet_environment():
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("FLAGS_call_stack_level", "0")
+    for text in _NOISY_WARNINGS:
+        warnings.filterwarnings("ignore", message=f".*{text}.*")
+    # PaddleNLP / datasets log INFO lines at import ("PyTorch version ... available").
+    for name in ("paddlenlp", "datasets", "ppdiffusers", "paddle"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def patch_huggingface_hub():
+    """ppdiffusers 0.29 imports `cached_download`, which huggingface_hub removed in 0.26.
+
+    The parity extra (diffusers/cache-dit) needs a newer hub; ppdiffusers only uses the name for
+    remote custom pipelines, which ppcache never loads. Install a stub that fails loudly if called.
+    """
+    import huggingface_hub
+
+    if not hasattr(huggingface_hub, "cached_download"):
+
+        def cached_download(*args, **kwargs):
+            raise RuntimeError("huggingface_hub.cached_download is not available in this huggingface_hub version")
+
+        huggingface_hub.cached_download = cached_download
+
+
+def _math_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+               training=True, attention_op=None):
+    """Reference attention for tensors laid out [batch, seq, heads, head_dim]."""
+    import paddle
+    import paddle.nn.functional as F
+
+    if scale is None:
+        scale = 1.0 / math.sqrt(query.shape[-1])
+    q = paddle.transpose(query, [0, 2, 1, 3])
+    k = paddle.transpose(key, [0, 2, 1, 3])
+    v = paddle.transpose(value, [0, 2, 1, 3])
+    scores = paddle.matmul(q * scale, k, transpose_y=True)
+    if is_causal:
+        n_q, n_k = scores.shape[-2], scores.shape[-1]
+        causal = paddle.triu(paddle.full([n_q, n_k], float("-inf"), dtype=scores.dtype), diagonal=1)
+        scores = scores + causal
+    elif attn_mask is not None:
+        if attn_mask.dtype == paddle.bool:
+            attn_mask = paddle.where(attn_mask, paddle.zeros([], scores.dtype), paddle.full([], float("-inf"), scores.dtype))
+        scores = scores + attn_mask.cast(scores.dtype)
+    probs = F.softmax(scores, axis=-1)
+    if dropout_p > 0.0 and training:
+        probs = F.dropout(probs, dropout_p, training=True)
+    return paddle.transpose(paddle.matmul(probs, v), [0, 2, 1, 3])
+
+
+def install_sdpa_fallback():
+    """ppdiffusers' attention calls `F.scaled_dot_product_attention_`, defined only on GPU builds."""
+    import paddle.nn.functional as F
+
+    if not hasattr(F, "scaled_dot_product_attention_"):
+        F.scaled_dot_product_attention_ = _math_sdpa
+        F._ppcache_sdpa_fallback = True
+
+
+_DONE = False
+
+
+def setup():
+    global _DONE
+    if _DONE:
+        return
+    quiet_environment()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import paddle  # noqa: F401
+
+        patch_huggingface_hub()
+        import ppdiffusers  # noqa: F401  (imports its own paddle patches first)
+    quiet_environment()
+    install_sdpa_fallback()
+    _DONE = True

@@ -1,0 +1,4 @@
+from .flux_transformer import FluxTransformer2DModel
+from .loading import load_module, save_module
+
+__all__ = ["FluxTransformer2DModel", "load_module", "save_module"]
