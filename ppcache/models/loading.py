@@ -44,7 +44,7 @@ def build_module(cls, config, dtype=paddle.float32):
     config_class = getattr(cls, "config_class", None)
     with default_dtype(dtype):
         try:
-            if config_class is not None and not hasattr(cls, "from_config"):
+            if config_class is not None and "config" in inspect.signature(cls.__init__).parameters:
                 module = cls(config_class(**{k: v for k, v in config.items() if not k.startswith("_")}))
             else:
                 module = cls(**init_kwargs(cls, config))

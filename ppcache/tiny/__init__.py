@@ -1,0 +1,1 @@
+"""The bundled tiny text-to-image models: data set, component construction and training."""

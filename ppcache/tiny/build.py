@@ -1,0 +1,91 @@
+"""Configurations of the bundled tiny FLUX / SD3 pipelines and construction of their untrained components."""
+import json
+import os
+
+import paddle
+
+LATENT_CHANNELS = 16
+TEXT_DIM = 32
+T5_MAX_LENGTH = 16
+CLIP_MAX_LENGTH = 48
+
+VAE_CONFIG = {
+    "in_channels": 3, "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
+    "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"],
+    "block_out_channels": [16, 32], "layers_per_block": 1, "act_fn": "silu",
+    "latent_channels": LATENT_CHANNELS, "norm_num_groups": 8, "sample_size": 32,
+    "scaling_factor": 1.0, "shift_factor": 0.0, "use_quant_conv": False, "use_post_quant_conv": False,
+}
+
+FLUX_CONFIG = {
+    "patch_size": 1, "in_channels": 4 * LATENT_CHANNELS, "num_layers": 3, "num_single_layers": 9,
+    "attention_head_dim": 32, "num_attention_heads": 2, "joint_attention_dim": TEXT_DIM,
+    "pooled_projection_dim": TEXT_DIM, "guidance_embeds": False, "axes_dims_rope": [8, 12, 12],
+}
+
+SD3_CONFIG = {
+    "sample_size": 16, "patch_size": 2, "in_channels": LATENT_CHANNELS, "num_layers": 12,
+    "attention_head_dim": 32, "num_attention_heads": 2, "joint_attention_dim": TEXT_DIM,
+    "caption_projection_dim": 64, "pooled_projection_dim": 2 * TEXT_DIM, "out_channels": LATENT_CHANNELS,
+    "pos_embed_max_size": 32,
+}
+
+FLUX_SCHEDULER = {
+    "_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 1.0,
+    "use_dynamic_shifting": True, "base_shift": 0.5, "max_shift": 1.15, "base_image_seq_len": 256,
+    "max_image_seq_len": 4096,
+}
+SD3_SCHEDULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 1.5}
+
+CLIP_CONFIG = {
+    "vocab_size": 514, "hidden_size": TEXT_DIM, "intermediate_size": 2 * TEXT_DIM, "num_hidden_layers": 2,
+    "num_attention_heads": 2, "max_position_embeddings": CLIP_MAX_LENGTH, "projection_dim": TEXT_DIM,
+    "hidden_act": "quick_gelu", "bos_token_id": 512, "eos_token_id": 513, "pad_token_id": 513,
+}
+T5_CONFIG = {
+    "d_model": TEXT_DIM, "d_kv": 16, "d_ff": 2 * TEXT_DIM, "num_layers": 2, "num_heads": 2,
+    "feed_forward_proj": "gated-gelu", "relative_attention_num_buckets": 8, "dropout_rate": 0.0,
+    "pad_token_id": 0, "eos_token_id": 1,
+}
+
+
+def write_json(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+
+
+def new_vae(seed):
+    from ppdiffusers import AutoencoderKL
+
+    from ..models.loading import build_module
+
+    paddle.seed(seed)
+    return build_module(AutoencoderKL, VAE_CONFIG)
+
+
+def new_transformer(arch, seed):
+    from ..models.loading import build_module
+
+    paddle.seed(seed)
+    if arch == "flux":
+        from ..models.flux_transformer import FluxTransformer2DModel
+
+        return build_module(FluxTransformer2DModel, FLUX_CONFIG)
+    from ppdiffusers.models.transformer_sd3 import SD3Transformer2DModel
+
+    return build_module(SD3Transformer2DModel, SD3_CONFIG)
+
+
+def new_text_encoder(kind, seed):
+    """Random, frozen tiny text encoders: the transformer learns to read their features."""
+    from ppdiffusers import transformers as text
+
+    from ..models.loading import build_module
+
+    paddle.seed(seed)
+    if kind == "t5":
+        return build_module(text.T5EncoderModel, T5_CONFIG).eval()
+    cls = text.CLIPTextModel if kind == "clip" else text.CLIPTextModelWithProjection
+    return build_module(cls, CLIP_CONFIG).eval()

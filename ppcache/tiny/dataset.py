@@ -1,0 +1,122 @@
+"""A small labelled image set built from pictures that ship inside PyPI packages (scikit-image, scikit-learn).
+
+Each subject is one photograph (or the scikit-learn handwritten digits); samples are random 32x32 crops at
+random scales with horizontal flips, so every prompt has a varied, multimodal image distribution.
+"""
+import warnings
+
+import numpy as np
+
+IMAGE_SIZE = 32
+
+# subject phrase -> loader name
+PHOTO_SUBJECTS = {
+    "an astronaut": "astronaut",
+    "a cat": "chelsea",
+    "a cup of coffee": "coffee",
+    "a colour wheel": "colorwheel",
+    "a galaxy field": "hubble_deep_field",
+    "a stained tissue sample": "immunohistochemistry",
+    "a retina": "retina",
+    "a rocket": "rocket",
+    "a temple": "sklearn_china",
+    "a flower": "sklearn_flower",
+    "a brick wall": "brick",
+    "a cameraman": "camera",
+    "a clock": "clock",
+    "some coins": "coins",
+    "grass": "grass",
+    "gravel": "gravel",
+    "the moon": "moon",
+    "a page of text": "page",
+}
+DIGIT_SUBJECTS = {f"a handwritten digit {d}": d for d in range(10)}
+TEMPLATES = ("a photo of {}", "{}", "a picture of {}")
+
+
+def subjects():
+    return list(PHOTO_SUBJECTS) + list(DIGIT_SUBJECTS)
+
+
+def prompt_for(subject, template=0):
+    if subject in DIGIT_SUBJECTS:
+        return subject
+    return TEMPLATES[template].format(subject)
+
+
+def default_prompts():
+    """One prompt per subject, the form used by benchmarks, tests and the sample grid."""
+    return [prompt_for(s) for s in subjects()]
+
+
+def _photo(name):
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    if name.startswith("sklearn_"):
+        images = load_sample_images()
+        index = [n.split("/")[-1].split(".")[0] for n in images.filenames].index(name[len("sklearn_"):])
+        image = images.images[index]
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = getattr(skimage.data, name)()
+    image = np.asarray(image)
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return image[..., :3].astype(np.float32) / 255.0
+
+
+def _resize(image, height, width):
+    from PIL import Image
+
+    pil = Image.fromarray((image * 255).round().astype(np.uint8))
+    return np.asarray(pil.resize((width, height), Image.BICUBIC), dtype=np.float32) / 255.0
+
+
+def _random_crop(image, rng):
+    """A crop of 32..96% of the short side, resized to 32x32, maybe flipped."""
+    h, w = image.shape[:2]
+    side = int(min(h, w) * rng.uniform(0.32, 0.96))
+    top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+    crop = _resize(image[top: top + side, left: left + side], IMAGE_SIZE, IMAGE_SIZE)
+    return crop[:, ::-1] if rng.random() < 0.5 else crop
+
+
+def _digit_images():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images / 16.0, digits.target
+
+
+def _digit_sample(images, targets, digit, rng):
+    """A random instance of the digit, ink-on-paper colours, slightly shifted."""
+    choices = np.flatnonzero(targets == digit)
+    glyph = images[rng.choice(choices)]
+    big = _resize(np.repeat(glyph[..., None], 3, axis=2).astype(np.float32), 24, 24)
+    canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.float32)
+    top, left = rng.integers(0, 9, size=2)
+    canvas[top: top + 24, left: left + 24] = big
+    paper = rng.uniform(0.8, 1.0, size=3).astype(np.float32)
+    ink = rng.uniform(0.0, 0.35, size=3).astype(np.float32)
+    return paper * (1 - canvas) + ink * canvas
+
+
+def build_dataset(samples_per_subject, seed=0):
+    """Returns (images [N, 3, 32, 32] in [-1, 1], subject index [N]) in a fixed order for a given seed."""
+    rng = np.random.default_rng(seed)
+    photos = {name: _photo(name) for name in PHOTO_SUBJECTS.values()}
+    digit_images, digit_targets = _digit_images()
+    images, labels = [], []
+    for index, subject in enumerate(subjects()):
+        for _ in range(samples_per_subject):
+            if subject in PHOTO_SUBJECTS:
+                images.append(_random_crop(photos[PHOTO_SUBJECTS[subject]], rng))
+            else:
+                images.append(_digit_sample(digit_images, digit_targets, DIGIT_SUBJECTS[subject], rng))
+            labels.append(index)
+    images = np.stack(images).transpose(0, 3, 1, 2) * 2.0 - 1.0
+    return images.astype(np.float32), np.asarray(labels)

@@ -1,0 +1,56 @@
+"""Sample grids and the "half the steps" difficulty check for a trained pipeline directory."""
+import numpy as np
+
+DEFAULT_STEPS = 20
+
+
+def generate(pipe, prompts, steps, seeds, **kwargs):
+    """One float image [H, W, 3] in [0, 1] per (prompt, seed)."""
+    import paddle
+
+    pipe.set_progress_bar_config(disable=True)
+    images = []
+    for prompt, seed in zip(prompts, seeds):
+        generator = paddle.Generator().manual_seed(int(seed))
+        out = pipe(prompt=prompt, num_inference_steps=steps, generator=generator, output_type="np",
+                   height=32, width=32, **kwargs)
+        images.append(np.asarray(out.images[0]))
+    return images
+
+
+def tile(images, columns, upscale=3):
+    rows = [np.concatenate(images[i: i + columns], axis=1) for i in range(0, len(images), columns)]
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows]
+    grid = np.concatenate(rows, axis=0)
+    return np.repeat(np.repeat(grid, upscale, axis=0), upscale, axis=1)
+
+
+def sample_grid(pipeline_dir, path, steps=DEFAULT_STEPS, seeds_per_prompt=2):
+    from PIL import Image
+
+    from ..pipelines.loading import load_pipeline
+    from .dataset import default_prompts
+
+    pipe = load_pipeline(pipeline_dir)
+    prompts = default_prompts()
+    images = []
+    for seed in range(seeds_per_prompt):
+        images += generate(pipe, prompts, steps, [seed] * len(prompts))
+    grid = tile(images, columns=len(prompts) // 2)
+    Image.fromarray((grid * 255).round().astype(np.uint8)).save(path)
+    return path
+
+
+def half_step_quality(pipeline_dir, steps=DEFAULT_STEPS, seeds=(0,)):
+    """Mean SSIM / PSNR of `steps // 2` steps against `steps` steps, same seeds, no cache."""
+    from ..metrics import mean_quality
+    from ..pipelines.loading import load_pipeline
+    from .dataset import default_prompts
+
+    pipe = load_pipeline(pipeline_dir)
+    prompts = [p for p in default_prompts() for _ in seeds]
+    seed_list = [s for _ in default_prompts() for s in seeds]
+    full = generate(pipe, prompts, steps, seed_list)
+    half = generate(pipe, prompts, steps // 2, seed_list)
+    return mean_quality(half, full)
