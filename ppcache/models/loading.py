@@ -56,6 +56,8 @@ def build_module(cls, config, dtype=paddle.float32):
 def load_module(cls, directory, dtype=None, ignore_missing=(), ignore_unexpected=()):
     """Reads `directory`/config.json and weights into a new `cls` in eval mode."""
     dtype = resolve_dtype(dtype)
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"model directory not found: {directory}")
     config = read_config(directory)
     tensors = read_checkpoint_dir(directory)
     module = build_module(cls, config, paddle.float32 if dtype == paddle.bfloat16 else dtype)

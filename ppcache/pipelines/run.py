@@ -1,0 +1,43 @@
+"""Run one generation described by a `RunSection` on a FLUX or SD3 pipeline."""
+import time
+
+import paddle
+
+from ..errors import ConfigError
+
+
+def latent_multiple(pipe):
+    """Height and width must be multiples of this for the pipeline's latent packing / patching."""
+    vae_factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    patch = getattr(pipe.transformer.config, "patch_size", 1) or 1
+    return vae_factor * max(2, patch)
+
+
+def check_resolution(pipe, height, width):
+    unit = latent_multiple(pipe)
+    for key, value in (("height", height), ("width", width)):
+        if value % unit:
+            raise ConfigError(f"run.{key} must be a multiple of {unit} for this model, got {value}")
+
+
+def pipeline_kwargs(pipe, run):
+    kwargs = dict(prompt=run.prompt, height=run.height, width=run.width, num_inference_steps=run.steps,
+                  guidance_scale=run.guidance_scale, generator=paddle.Generator().manual_seed(run.seed),
+                  output_type="pil")
+    if type(pipe).__name__ == "FluxPipeline":
+        kwargs.update(true_cfg_scale=run.true_cfg_scale, max_sequence_length=run.max_sequence_length)
+        if run.negative_prompt is not None:
+            kwargs["negative_prompt"] = run.negative_prompt
+    elif run.negative_prompt is not None:
+        kwargs["negative_prompt"] = run.negative_prompt
+    return kwargs
+
+
+def generate(pipe, run):
+    """Returns (PIL image, wall seconds)."""
+    check_resolution(pipe, run.height, run.width)
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=True)
+    start = time.perf_counter()
+    images = pipe(**pipeline_kwargs(pipe, run)).images
+    return images[0], time.perf_counter() - start

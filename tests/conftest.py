@@ -1,0 +1,30 @@
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import ppcache  # noqa: E402,F401  (quiet Paddle, shims) before anything else imports paddle
+from ppcache.config import resolve_model_path  # noqa: E402
+
+TINY_FLUX = dict(patch_size=1, in_channels=16, num_layers=2, num_single_layers=2, attention_head_dim=16,
+                 num_attention_heads=2, joint_attention_dim=24, pooled_projection_dim=20, guidance_embeds=True,
+                 axes_dims_rope=[4, 6, 6])
+
+
+@pytest.fixture(scope="session")
+def bundled_flux():
+    path = resolve_model_path("tiny-flux")
+    assert os.path.exists(os.path.join(path, "model_index.json")), "the bundled tiny-flux model is missing"
+    return path
+
+
+@pytest.fixture(scope="session")
+def flux_pipe(bundled_flux):
+    from ppcache.pipelines.loading import load_pipeline
+
+    pipe = load_pipeline(bundled_flux)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
