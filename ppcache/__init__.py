@@ -3,8 +3,24 @@ from . import _compat
 
 _compat.setup()
 
+from .api import (  # noqa: E402
+    apply_cache,
+    apply_firstblock_taylor,
+    apply_sort_block,
+    apply_teablockcache,
+    generation,
+    remove_cache,
+    summary,
+)
+from .config import load_config  # noqa: E402
 from .errors import CheckpointError, ConfigError, PPCacheError, UnsupportedModelError  # noqa: E402
+from .policies import FirstBlockTaylorConfig, SortBlockConfig, TeaBlockCacheConfig  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckpointError", "ConfigError", "PPCacheError", "UnsupportedModelError", "__version__"]
+__all__ = [
+    "apply_cache", "remove_cache", "summary", "generation", "load_config",
+    "apply_sort_block", "apply_teablockcache", "apply_firstblock_taylor",
+    "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig",
+    "CheckpointError", "ConfigError", "PPCacheError", "UnsupportedModelError", "__version__",
+]

@@ -1,0 +1,74 @@
+"""What every model adapter tells the engine: block lists, block inputs/outputs, indicator inputs, costs."""
+import inspect
+
+
+class BlockIO:
+    """Streams of one block call: `image` [B, Li, C], `text` [B, Lt, C] or None, `joint` for concat blocks."""
+
+    __slots__ = ("streams", "temb")
+
+    def __init__(self, streams, temb):
+        self.streams = streams  # tuple of tensors (None allowed), fixed order per block kind
+        self.temb = temb
+
+
+class Adapter:
+    family = "base"
+    block_list_names = ()
+    timestep_scale = 1.0  # multiply the forward's `timestep` by this to get the 0..1000 scale
+
+    def __init__(self, transformer):
+        self.transformer = transformer
+
+    @classmethod
+    def matches(cls, transformer):
+        raise NotImplementedError
+
+    def block_lists(self):
+        return [(name, getattr(self.transformer, name)) for name in self.block_list_names
+                if getattr(self.transformer, name, None) is not None]
+
+    # --- per block kind ---
+    def read_inputs(self, block, args, kwargs):
+        """BlockIO of a block call."""
+        raise NotImplementedError
+
+    def read_outputs(self, block, output):
+        """Output streams, in the same order as the inputs' streams."""
+        raise NotImplementedError
+
+    def make_output(self, block, streams):
+        """The block's return value built from output streams."""
+        raise NotImplementedError
+
+    def modulated_input(self, block, io):
+        """adaLN-Zero modulated input of the block (image stream for joint blocks), for TeaCache-style indicators."""
+        raise NotImplementedError
+
+    def indicator_stream(self, block, streams):
+        """The stream whose residual ranks or gates the block (the image stream for two-stream blocks)."""
+        return streams[0]
+
+    def block_macs(self, block, io):
+        """Multiply-accumulates of one call of this block, from shapes only (no device sync)."""
+        shapes = [s.shape for s in io.streams if s is not None]
+        batch, dim = shapes[0][0], shapes[0][-1]
+        tokens = sum(s[1] for s in shapes)
+        return batch * (12 * tokens * dim * dim + 2 * tokens * tokens * dim)
+
+    # --- per transformer call ---
+    def timestep_of_call(self, args, kwargs):
+        """Host float on the 0..1000 scale (one device read)."""
+        t = kwargs.get("timestep", args[3] if len(args) > 3 else None)
+        if t is None:
+            return None
+        value = t.reshape([-1])[0] if hasattr(t, "reshape") else t
+        return float(value) * self.timestep_scale
+
+
+def call_arguments(block, args, kwargs):
+    """A block's call arguments by name."""
+    names = list(inspect.signature(type(block).forward).parameters)[1:]
+    bound = dict(zip(names, args))
+    bound.update(kwargs)
+    return bound

@@ -1,0 +1,47 @@
+"""FLUX transformers: ppcache's own, and the PPDiffusers-from-source FLUX whose single blocks take the
+concatenated [text; image] stream and return one tensor."""
+import inspect
+
+from .base import Adapter, BlockIO, call_arguments
+
+
+def _single_is_concatenated(block):
+    return "encoder_hidden_states" not in inspect.signature(type(block).forward).parameters
+
+
+class FluxAdapter(Adapter):
+    family = "flux"
+    block_list_names = ("transformer_blocks", "single_transformer_blocks")
+    timestep_scale = 1000.0  # FluxPipeline passes t / 1000
+
+    @classmethod
+    def matches(cls, transformer):
+        return hasattr(transformer, "transformer_blocks") and hasattr(transformer, "single_transformer_blocks")
+
+    def is_single(self, block):
+        return hasattr(block, "proj_mlp")
+
+    def read_inputs(self, block, args, kwargs):
+        bound = call_arguments(block, args, kwargs)
+        if self.is_single(block) and _single_is_concatenated(block):
+            return BlockIO((bound["hidden_states"],), bound["temb"])
+        return BlockIO((bound["hidden_states"], bound["encoder_hidden_states"]), bound["temb"])
+
+    def read_outputs(self, block, output):
+        if not isinstance(output, (tuple, list)):
+            return (output,)
+        encoder_hidden_states, hidden_states = output
+        return (hidden_states, encoder_hidden_states)
+
+    def make_output(self, block, streams):
+        if len(streams) == 1:
+            return streams[0]
+        return streams[1], streams[0]
+
+    def modulated_input(self, block, io):
+        import paddle
+
+        if self.is_single(block):
+            joint = io.streams[0] if len(io.streams) == 1 else paddle.concat([io.streams[1], io.streams[0]], 1)
+            return block.norm(joint, emb=io.temb)[0]
+        return block.norm1(io.streams[0], emb=io.temb)[0]

@@ -1,0 +1,140 @@
+"""The cache engine: installs CachedBlock wrappers, tracks the step context, asks the policy, records what ran.
+
+Per transformer call: the step context is resolved (see context.py), the policy's `begin_call` plans the step,
+then each wrapped block asks `decide`: compute the block, or predict a span of blocks [index, end] from the
+cache. Blocks inside a predicted span pass their inputs through; the span's last block returns the prediction.
+A prediction that is not finite is detected on device and checked once at the end of the call; the call is then
+re-run with every block computed, and the fallback is counted.
+"""
+import dataclasses
+from typing import Callable, Optional
+
+from . import ops
+from .adapters import adapter_for
+from .blocks import CachedBlock
+from .context import StepContext, StepTracker
+from .state import CacheState
+from .stats import CallRecord, RunStats
+
+
+@dataclasses.dataclass
+class Prediction:
+    """Skip blocks index..end; `produce(streams at index)` returns the output streams of block `end`."""
+
+    end: int
+    produce: Callable
+
+
+class CallState:
+    """Everything about one transformer call that the policy and engine share."""
+
+    def __init__(self, ctx: StepContext, state: CacheState, record: CallRecord, num_blocks: int):
+        self.ctx = ctx
+        self.state = state
+        self.record = record
+        self.num_blocks = num_blocks
+        self.span: Optional[Prediction] = None
+        self.span_inputs = None
+        self.force_compute = False
+        self.finite_flags = []
+
+    def key(self, *parts):
+        """State key scoped to this call's branch."""
+        return (self.ctx.branch,) + parts
+
+
+class CacheEngine:
+    def __init__(self, transformer, policy, timestep_callback=None, num_steps=None):
+        self.transformer = transformer
+        self.adapter = adapter_for(transformer)
+        self.policy = policy
+        self.state = CacheState()
+        self.slots = []  # (LayerList, position, original block) in execution order
+        for _, layers in self.adapter.block_lists():
+            for position in range(len(layers)):
+                self.slots.append((layers, position, layers[position]))
+        self.blocks = [slot[2] for slot in self.slots]
+        self.stats = RunStats(len(self.blocks))
+        self.tracker = StepTracker(self._new_generation, timestep_callback, num_steps)
+        self.call: Optional[CallState] = None
+        self._original_forward = None
+        policy.bind(self)
+
+    # ---- install / remove ------------------------------------------------------------------------------------
+    def install(self):
+        for index, (layers, position, block) in enumerate(self.slots):
+            layers[position] = CachedBlock(block, index, self)
+        self._original_forward = self.transformer.forward
+        object.__setattr__(self.transformer, "forward", self._forward)
+        self.transformer._ppcache_engine = self
+        return self
+
+    def remove(self):
+        for layers, position, block in self.slots:
+            layers[position] = block
+        if "forward" in self.transformer.__dict__:
+            del self.transformer.__dict__["forward"]
+        self.transformer.__dict__.pop("_ppcache_engine", None)
+        self.state.reset()
+
+    # ---- generation context ----------------------------------------------------------------------------------
+    def _new_generation(self):
+        self.state.reset()
+        self.stats.new_generation()
+        self.policy.reset()
+
+    # ---- per call --------------------------------------------------------------------------------------------
+    def _forward(self, *args, **kwargs):
+        ctx = self.tracker.next_call(lambda: self.adapter.timestep_of_call(args, kwargs))
+        self.call = CallState(ctx, self.state, CallRecord(ctx.step, ctx.branch, ctx.timestep), len(self.blocks))
+        try:
+            self.policy.begin_call(self.call)
+            output = self._original_forward(*args, **kwargs)
+            if self.call.finite_flags and not bool(ops.all_finite(self.call.finite_flags)):
+                record = CallRecord(ctx.step, ctx.branch, ctx.timestep, fallback=True)
+                self.call = CallState(ctx, self.state, record, len(self.blocks))
+                self.call.force_compute = True
+                output = self._original_forward(*args, **kwargs)
+            self.policy.end_call(self.call)
+            self.stats.add(self.call.record, self.state.nbytes())
+            return output
+        finally:
+            self.call = None
+
+    def run_block(self, index, block, args, kwargs):
+        call = self.call
+        if call is None:  # a block called outside the transformer's forward
+            return block(*args, **kwargs)
+        io = self.adapter.read_inputs(block, args, kwargs)
+        macs = self.adapter.block_macs(block, io)
+        call.record.macs_full += macs
+        if call.span is not None:
+            return self._inside_span(index, block, io, call)
+        action = None if call.force_compute else self.policy.decide(index, io, call)
+        if action is None:
+            output = block(*args, **kwargs)
+            call.record.computed.append(index)
+            call.record.macs_run += macs
+            self.policy.after_compute(index, io, self.adapter.read_outputs(block, output), call)
+            return output
+        call.span, call.span_inputs = action, io.streams
+        return self._inside_span(index, block, io, call)
+
+    def _inside_span(self, index, block, io, call):
+        call.record.predicted.append(index)
+        span = call.span
+        if index < span.end:
+            return self.adapter.make_output(block, io.streams)
+        streams = span.produce(call.span_inputs)
+        call.span, call.span_inputs = None, None
+        call.finite_flags.extend(s for s in streams if s is not None)
+        self.policy.after_predict(index, streams, call)
+        return self.adapter.make_output(block, streams)
+
+    # ---- reporting -------------------------------------------------------------------------------------------
+    def summary(self):
+        summary = self.stats.summary()
+        summary["method"] = self.policy.name
+        summary["model_family"] = self.adapter.family
+        summary["num_blocks"] = len(self.blocks)
+        return summary

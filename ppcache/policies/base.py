@@ -1,0 +1,87 @@
+"""Policy: the "when" half of a method. Shared helpers for windows, residual ladders and predictions."""
+import warnings
+
+import numpy as np
+
+from ..engine import Prediction
+
+
+def in_window(t, t_low, t_high):
+    """Inclusive timestep window on the 0..1000 scale; an unknown t is outside."""
+    return t is not None and t_low <= t <= t_high
+
+
+def polyval(coefficients, x):
+    """Polynomial with coefficients highest power first (numpy.polyval convention)."""
+    return float(np.polyval(coefficients, x))
+
+
+def warn_once(owner, message):
+    seen = owner.__dict__.setdefault("_warned", set())
+    if message not in seen:
+        seen.add(message)
+        warnings.warn(message, stacklevel=3)
+
+
+class Policy:
+    name = "base"
+
+    def __init__(self, config):
+        self.config = config
+        self.engine = None
+
+    def bind(self, engine):
+        self.engine = engine
+        self.adapter = engine.adapter
+        self.blocks = engine.blocks
+
+    # hooks ------------------------------------------------------------------------------------------------
+    def reset(self):
+        """A new generation starts (state is already empty)."""
+
+    def begin_call(self, call):
+        """Plan the step; called before the first block."""
+
+    def decide(self, index, io, call):
+        """None to compute block `index`, or a Prediction for blocks index..end."""
+        return None
+
+    def after_compute(self, index, io, outputs, call):
+        """Block `index` was computed; `outputs` are its output streams."""
+
+    def after_predict(self, end, outputs, call):
+        """A predicted span ended at block `end` with these output streams."""
+
+    def end_call(self, call):
+        """The transformer call finished."""
+
+    # residual helpers -------------------------------------------------------------------------------------
+    def record_residual(self, call, index, io, outputs, order, allow_higher, group="block"):
+        """Updates the per-stream residual ladders of block `index` (streams with no output are skipped)."""
+        for stream, (x_in, x_out) in enumerate(zip(io.streams, outputs)):
+            if x_in is None or x_out is None:
+                continue
+            ladder = call.state.ladder(call.key(group, index, stream), order)
+            ladder.update(x_out - x_in, call.ctx.step, allow_higher)
+
+    def has_residual(self, call, index, group="block"):
+        ladder = call.state.get(call.key(group, index, 0))
+        return ladder is not None and ladder.ready
+
+    def predict_residual(self, call, index, group="block"):
+        """Prediction for block `index` alone: each stream plus its predicted residual."""
+        step = call.ctx.step
+        state = call.state
+
+        def produce(streams):
+            out = []
+            for stream, x in enumerate(streams):
+                ladder = state.get(call.key(group, index, stream))
+                out.append(x if x is None or ladder is None else ladder.predict_add(x, step))
+            return tuple(out)
+
+        return Prediction(index, produce)
+
+    def residual_prediction_of(self, call, index, stream=0, group="block"):
+        ladder = call.state.get(call.key(group, index, stream))
+        return ladder.predict(call.ctx.step)

@@ -1,0 +1,156 @@
+"""SortBlock (arXiv 2508.00412): refresh every K steps in a timestep window, rank blocks by how much their
+residual direction changed, recompute the least stable fraction beta * P(t), predict the rest to first order.
+
+Per step inside the window, with p = (i - i_entry) mod K: p = 0 is FULL (all blocks), p = 1 is SELECT and
+anything else PARTIAL. Skipped blocks add F0 + F1 * (i - s_b) of their residual. After a SELECT call, each
+block's cosine (first C/8 channels of the image stream, per sample, the least similar sample counts) between
+its residual at the last FULL step and its residual now (actual if computed, predicted if not) ranks the blocks
+of each group; the floor(n * rho) + 1 least similar (and ties) are recomputed until the next SELECT.
+"""
+import dataclasses
+from typing import Callable, List, Optional
+
+import numpy as np
+import paddle
+
+from .. import ops
+from ..errors import ConfigError
+from .base import Policy, in_window, polyval, warn_once
+
+# P(t), fitted for FLUX.1-dev by the SortBlock authors, highest power first.
+SORTBLOCK_RATIO_POLY = [5.67621e-14, -1.36659e-10, 1.16246e-7, -3.97725e-5, 0.00361, 0.56088]
+
+
+@dataclasses.dataclass
+class SortBlockConfig:
+    """SortBlock. Field names follow PaddleMIX's `SortBlockConfig` where they exist.
+
+    Attributes:
+        timestep_start: upper bound of the caching window on the 0..1000 timestep scale (inclusive).
+        timestep_end: lower bound of the caching window (inclusive). Outside the window every step is full.
+        step_num2: K, one FULL step every K steps inside the window (>= 2).
+        beta: scales the recompute ratio rho(t) = beta * P(t), clamped to [0, 1]; higher is slower and better.
+        prediction_order: 1 = linear prediction of skipped residuals (the paper), 0 = reuse.
+        first_enhance: the linear term F1 is formed only from step first_enhance - 1 on.
+        ratio_poly: P(t) coefficients, highest power first.
+        channel_fraction: the share of leading channels the cosine looks at (1/8 in the paper).
+        num_inference_steps: steps per generation when the transformer is driven without a pipeline.
+        current_timestep_callback: returns the host timestep (0..1000) of the current call, e.g.
+            `lambda: pipe._current_timestep`; used when the transformer is driven without an attached pipeline.
+        percentage, step_num: accepted for PaddleMIX compatibility; PaddleMIX never reads them and neither does
+            ppcache (a one-time warning says so when they are set).
+    """
+
+    method: str = "sortblock"
+    timestep_start: float = 900.0
+    timestep_end: float = 100.0
+    step_num2: int = 5
+    beta: float = 0.3
+    prediction_order: int = 1
+    first_enhance: int = 3
+    ratio_poly: List[float] = dataclasses.field(default_factory=lambda: list(SORTBLOCK_RATIO_POLY))
+    channel_fraction: float = 0.125
+    num_inference_steps: Optional[int] = None
+    current_timestep_callback: Optional[Callable] = None
+    percentage: Optional[float] = None
+    step_num: Optional[int] = None
+
+    def validate(self, where="cache"):
+        if self.timestep_end > self.timestep_start:
+            raise ConfigError(f"{where}: timestep_end ({self.timestep_end}) must not exceed timestep_start "
+                              f"({self.timestep_start}); the window is [timestep_end, timestep_start]")
+        if self.step_num2 < 2:
+            raise ConfigError(f"{where}.step_num2 must be >= 2 (one FULL step every step_num2 steps), got {self.step_num2}")
+        if not 0.0 <= self.beta <= 1.0:
+            raise ConfigError(f"{where}.beta must be between 0 and 1, got {self.beta}")
+        if self.prediction_order not in (0, 1):
+            raise ConfigError(f"{where}.prediction_order must be 0 (reuse) or 1 (linear), got {self.prediction_order}")
+        if not 0.0 < self.channel_fraction <= 1.0:
+            raise ConfigError(f"{where}.channel_fraction must be in (0, 1], got {self.channel_fraction}")
+
+
+FULL, SELECT, PARTIAL = "full", "select", "partial"
+
+
+class SortBlockPolicy(Policy):
+    name = "sortblock"
+
+    def __init__(self, config: SortBlockConfig):
+        super().__init__(config)
+        for field in ("percentage", "step_num"):
+            if getattr(config, field) is not None:
+                warn_once(self, f"SortBlockConfig.{field} has no effect (PaddleMIX never reads it either)")
+
+    def bind(self, engine):
+        super().bind(engine)
+        self.groups = {}
+        for index, block in enumerate(self.blocks):
+            kind = type(block).__name__
+            self.groups.setdefault(kind, []).append(index)
+
+    def phase(self, call):
+        ctx, config = call.ctx, self.config
+        if not in_window(ctx.timestep, config.timestep_end, config.timestep_start):
+            return FULL
+        entry = call.state.get(call.key("entry"))
+        if entry is None:
+            entry = ctx.step
+            call.state.set(call.key("entry"), entry)
+        offset = (ctx.step - entry) % config.step_num2
+        return FULL if offset == 0 else SELECT if offset == 1 else PARTIAL
+
+    def begin_call(self, call):
+        call.phase = self.phase(call)
+        call.mask = call.state.get(call.key("mask"), ())
+        call.cosines = {}
+        call.record.indicator = None
+
+    def decide(self, index, io, call):
+        if call.phase == FULL or index in call.mask or not self.has_residual(call, index):
+            return None
+        prediction = self.predict_residual(call, index)
+        if call.phase == SELECT:
+            predicted = self.residual_prediction_of(call, index)
+            call.cosines[index] = self._cosine(call, index, predicted)
+        return prediction
+
+    def after_compute(self, index, io, outputs, call):
+        config = self.config
+        allow_higher = config.prediction_order >= 1 and call.ctx.step >= config.first_enhance - 1
+        self.record_residual(call, index, io, outputs, config.prediction_order, allow_higher)
+        residual = outputs[0] - io.streams[0]
+        channels = self._channels(residual)
+        if call.phase == FULL:
+            call.state.set(call.key("full", index), residual[..., :channels])
+        elif call.phase == SELECT:
+            call.cosines[index] = self._cosine(call, index, residual)
+
+    def _channels(self, tensor):
+        return max(1, int(tensor.shape[-1] * self.config.channel_fraction))
+
+    def _cosine(self, call, index, residual):
+        reference = call.state.get(call.key("full", index))
+        if reference is None:
+            return None
+        return ops.channel_cosine(reference, residual, reference.shape[-1]).min()
+
+    def end_call(self, call):
+        if call.phase != SELECT:
+            return
+        rho = min(1.0, max(0.0, self.config.beta * polyval(self.config.ratio_poly, call.ctx.timestep)))
+        known = [(i, c) for i, c in call.cosines.items() if c is not None]
+        if not known:
+            return
+        values = paddle.stack([c for _, c in known]).numpy()  # the step's one host sync
+        cosine = dict(zip((i for i, _ in known), values.tolist()))
+        mask = set()
+        for members in self.groups.values():
+            scored = [(cosine[i], i) for i in members if i in cosine]
+            if not scored:
+                continue
+            n = len(members)
+            j = min(int(np.floor(n * rho)), n - 1, len(scored) - 1)
+            cut = sorted(c for c, _ in scored)[j]
+            mask.update(i for c, i in scored if c <= cut)
+        call.state.set(call.key("mask"), frozenset(mask))
+        call.record.indicator = rho
