@@ -28,3 +28,14 @@ def flux_pipe(bundled_flux):
     pipe = load_pipeline(bundled_flux)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture(scope="session")
+def sd3_pipe():
+    from ppcache.pipelines.loading import load_pipeline
+
+    path = resolve_model_path("tiny-sd3")
+    assert os.path.exists(os.path.join(path, "model_index.json")), "the bundled tiny-sd3 model is missing"
+    pipe = load_pipeline(path)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

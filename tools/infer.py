@@ -32,6 +32,10 @@ def parse_args(argv):
     parser.add_argument("--width", type=int)
     parser.add_argument("--model", help="bundled name (tiny-flux, tiny-sd3) or pipeline directory")
     parser.add_argument("--out", help="output PNG path")
+    parser.add_argument("--compare", action="store_true",
+                        help="also run uncached with the same seed; print speed-up, compute fraction, SSIM/PSNR "
+                             "and save both images side by side (<out>_compare.png)")
+    parser.add_argument("--repeats", type=int, default=3, help="timing repeats for --compare (median)")
     return parser.parse_args(argv)
 
 
@@ -68,7 +72,16 @@ def main(argv=None):
         start = time.perf_counter()
         pipe = load_pipeline(model_path, paddle_dtype=config.model.dtype)
         load_seconds = time.perf_counter() - start
-        image, seconds = generate(pipe, config.run)
+        if args.compare and config.cache.method != "none":
+            from ppcache.compare import compare, format_report, side_by_side
+
+            report, reference, image = compare(pipe, config.run, config.cache, args.repeats)
+            seconds = report["cached_seconds"]
+            save_png(side_by_side(reference, image), os.path.splitext(config.run.output)[0] + "_compare.png")
+        else:
+            report = None
+            ppcache.apply_cache(pipe, config.cache)
+            image, seconds = generate(pipe, config.run)
         save_png(image, config.run.output)
     except ppcache.PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -80,6 +93,13 @@ def main(argv=None):
     print(f"steps: {config.run.steps}  resolution: {config.run.width}x{config.run.height}  cache: {config.cache.method}")
     print(f"wall time: {seconds:.2f} s generation, {load_seconds:.2f} s loading")
     print(f"saved: {config.run.output}")
+    if report is not None:
+        print(format_report(report))
+        print(f"saved: {os.path.splitext(config.run.output)[0] + '_compare.png'} (uncached | cached)")
+    elif config.cache.method != "none":
+        stats = ppcache.summary(pipe)
+        print(f"compute fraction: {stats['compute_fraction']:.3f}; full steps {stats['full_steps']} of "
+              f"{stats['steps']}; cache memory {stats['cache_bytes'] / 1024:.1f} KiB")
     return 0
 
 

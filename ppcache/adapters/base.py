@@ -66,9 +66,21 @@ class Adapter:
         return float(value) * self.timestep_scale
 
 
+_PARAMETER_NAMES = {}
+
+
+def parameter_names(cls):
+    """Names of `cls.forward`'s parameters after self (cached per class: this runs for every block call)."""
+    names = _PARAMETER_NAMES.get(cls)
+    if names is None:
+        names = _PARAMETER_NAMES[cls] = tuple(inspect.signature(cls.forward).parameters)[1:]
+    return names
+
+
 def call_arguments(block, args, kwargs):
     """A block's call arguments by name."""
-    names = list(inspect.signature(type(block).forward).parameters)[1:]
-    bound = dict(zip(names, args))
+    if not args:
+        return kwargs
+    bound = dict(zip(parameter_names(type(block)), args))
     bound.update(kwargs)
     return bound

@@ -1,12 +1,10 @@
 """FLUX transformers: ppcache's own, and the PPDiffusers-from-source FLUX whose single blocks take the
 concatenated [text; image] stream and return one tensor."""
-import inspect
-
-from .base import Adapter, BlockIO, call_arguments
+from .base import Adapter, BlockIO, call_arguments, parameter_names
 
 
 def _single_is_concatenated(block):
-    return "encoder_hidden_states" not in inspect.signature(type(block).forward).parameters
+    return "encoder_hidden_states" not in parameter_names(type(block))
 
 
 class FluxAdapter(Adapter):

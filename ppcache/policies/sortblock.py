@@ -72,6 +72,20 @@ class SortBlockConfig:
 FULL, SELECT, PARTIAL = "full", "select", "partial"
 
 
+def select_blocks(cosine, groups, rho):
+    """Blocks to recompute: in each group of n blocks, those whose cosine is <= the j-th smallest,
+    j = min(floor(n * rho), n - 1), i.e. the floor(n * rho) + 1 least similar blocks plus ties."""
+    mask = set()
+    for members in groups:
+        scored = sorted((cosine[i], i) for i in members if i in cosine)
+        if not scored:
+            continue
+        j = min(int(np.floor(len(members) * rho)), len(members) - 1, len(scored) - 1)
+        cut = scored[j][0]
+        mask.update(i for c, i in scored if c <= cut)
+    return mask
+
+
 class SortBlockPolicy(Policy):
     name = "sortblock"
 
@@ -143,14 +157,6 @@ class SortBlockPolicy(Policy):
             return
         values = paddle.stack([c for _, c in known]).numpy()  # the step's one host sync
         cosine = dict(zip((i for i, _ in known), values.tolist()))
-        mask = set()
-        for members in self.groups.values():
-            scored = [(cosine[i], i) for i in members if i in cosine]
-            if not scored:
-                continue
-            n = len(members)
-            j = min(int(np.floor(n * rho)), n - 1, len(scored) - 1)
-            cut = sorted(c for c, _ in scored)[j]
-            mask.update(i for c, i in scored if c <= cut)
+        mask = select_blocks(cosine, self.groups.values(), rho)
         call.state.set(call.key("mask"), frozenset(mask))
         call.record.indicator = rho

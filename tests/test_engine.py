@@ -1,0 +1,215 @@
+"""The cache engine on the bundled FLUX pipeline: exactness, generations, branches, fallbacks, selection."""
+import warnings
+
+import numpy as np
+import paddle
+import pytest
+
+import ppcache
+from ppcache import FirstBlockTaylorConfig, SortBlockConfig, TeaBlockCacheConfig
+from ppcache.errors import ConfigError, UnsupportedModelError
+from ppcache.pipelines.loading import load_pipeline
+from ppcache.policies.sortblock import select_blocks
+from ppcache.predictors import TaylorLadder
+
+METHODS = {
+    "sortblock": SortBlockConfig(),
+    "teablockcache": TeaBlockCacheConfig(),
+    "teablockcache_taylor": TeaBlockCacheConfig(step_gate=True),
+    "firstblock_taylor": FirstBlockTaylorConfig(),
+}
+
+
+def sample(pipe, prompt="a photo of a cat", seed=0, steps=20, **kwargs):
+    kwargs.setdefault("height", 32)
+    kwargs.setdefault("width", 32)
+    out = pipe(prompt=prompt, num_inference_steps=steps, generator=paddle.Generator().manual_seed(seed),
+               output_type="np", **kwargs)
+    return np.asarray(out.images)
+
+
+@pytest.fixture
+def pipe(flux_pipe):
+    ppcache.remove_cache(flux_pipe)
+    yield flux_pipe
+    ppcache.remove_cache(flux_pipe)
+
+
+def test_removal_restores_blocks_forward_and_output(pipe):
+    transformer = pipe.transformer
+    blocks = list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
+    forward = transformer.forward
+    reference = sample(pipe)
+    ppcache.apply_cache(pipe, SortBlockConfig())
+    assert type(transformer.transformer_blocks[0]).__name__ == "CachedBlock"
+    assert np.abs(sample(pipe) - reference).max() > 0
+    assert ppcache.remove_cache(pipe)
+    restored = list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
+    assert all(a is b for a, b in zip(blocks, restored))
+    assert transformer.forward == forward and "forward" not in transformer.__dict__
+    np.testing.assert_array_equal(sample(pipe), reference)
+    assert not ppcache.remove_cache(pipe)
+
+
+def test_applied_but_nothing_predicted_is_exact(pipe):
+    reference = sample(pipe)
+    ppcache.apply_cache(pipe, SortBlockConfig(timestep_start=0.0, timestep_end=0.0))  # empty window
+    np.testing.assert_array_equal(sample(pipe), reference)
+    stats = ppcache.summary(pipe)
+    assert stats["compute_fraction"] == 1.0 and stats["blocks_predicted"] == 0 and stats["full_steps"] == 20
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_method_saves_compute_and_stays_close(pipe, name):
+    reference = sample(pipe)
+    ppcache.apply_cache(pipe, METHODS[name])
+    cached = sample(pipe)
+    stats = ppcache.summary(pipe)
+    assert np.isfinite(cached).all()
+    assert stats["steps"] == 20 and stats["calls"] == 20
+    assert 0.2 < stats["compute_fraction"] < 0.95
+    assert stats["blocks_predicted"] > 0 and stats["fallbacks"] == 0
+    assert stats["cache_bytes"] > 0
+    assert np.abs(cached - reference).mean() < 0.1
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_generations_in_a_row_equal_fresh_runs(bundled_flux, pipe, name):
+    """Steps, batch size and resolution change between calls; state never leaks into the next generation."""
+    ppcache.apply_cache(pipe, METHODS[name])
+    first = sample(pipe, "a rocket", seed=1, steps=20)
+    second = sample(pipe, ["a retina", "the moon"], seed=2, steps=12, height=48, width=32)
+    fresh = load_pipeline(bundled_flux)
+    fresh.set_progress_bar_config(disable=True)
+    ppcache.apply_cache(fresh, METHODS[name])
+    np.testing.assert_array_equal(sample(fresh, ["a retina", "the moon"], seed=2, steps=12, height=48, width=32),
+                                  second)
+    assert ppcache.summary(fresh)["steps"] == 12
+    np.testing.assert_array_equal(sample(fresh, "a rocket", seed=1, steps=20), first)
+
+
+def test_true_cfg_branches_keep_separate_state(pipe):
+    ppcache.apply_cache(pipe, SortBlockConfig())
+    out = sample(pipe, true_cfg_scale=2.0, negative_prompt="")
+    stats = ppcache.summary(pipe)
+    assert np.isfinite(out).all()
+    assert stats["steps"] == 20 and stats["calls"] == 40
+    assert sorted({(c["step"], c["branch"]) for c in stats["per_step"]}) == [(s, b) for s in range(20) for b in (0, 1)]
+    engine = pipe.transformer._ppcache_engine
+    branches = {key[0] for key in engine.state.entries}
+    assert branches == {0, 1}
+    # each branch makes the same decisions it would make alone: the cond branch's plan matches a no-CFG run
+    cond_plan = [c["computed"] for c in stats["per_step"] if c["branch"] == 0]
+    assert len(cond_plan) == 20
+
+
+def test_nonfinite_prediction_falls_back_and_is_counted(pipe, monkeypatch):
+    reference = sample(pipe)
+    ppcache.apply_cache(pipe, SortBlockConfig())
+    original = TaylorLadder.predict_add
+    calls = {"n": 0}
+
+    def poisoned(self, base, step):
+        calls["n"] += 1
+        out = original(self, base, step)
+        return out * float("nan") if calls["n"] == 5 else out
+
+    monkeypatch.setattr(TaylorLadder, "predict_add", poisoned)
+    out = sample(pipe)
+    stats = ppcache.summary(pipe)
+    assert np.isfinite(out).all()
+    assert stats["fallbacks"] == 1
+    assert sum(c["fallback"] for c in stats["per_step"]) == 1
+    assert np.abs(out - reference).mean() < 0.1
+
+
+def test_sortblock_selection_hand_example():
+    cosine = {0: 0.9, 1: 0.5, 2: 0.7, 3: 0.5, 4: 0.99, 5: 0.2}
+    groups = [[0, 1, 2, 3], [4, 5]]
+    # group 1: floor(4 * 0.3) = 1 -> cut at the 2nd smallest (0.5, tied) -> blocks 1 and 3; group 2: j = 0 -> 5
+    assert select_blocks(cosine, groups, 0.3) == {1, 3, 5}
+    assert select_blocks(cosine, groups, 0.6) == {1, 2, 3, 4, 5}  # floor(2.4) = 2 -> cut 0.7; j = min(1, 1) -> all
+    assert select_blocks(cosine, groups, 1.0) == {0, 1, 2, 3, 4, 5}
+    assert select_blocks({1: 0.3}, [[0, 1, 2]], 0.9) == {1}  # only scored blocks can be selected
+
+
+def test_sortblock_phases_follow_the_window(pipe):
+    ppcache.apply_cache(pipe, SortBlockConfig(step_num2=4))
+    sample(pipe)
+    stats = ppcache.summary(pipe)
+    timesteps = pipe.scheduler.timesteps_host
+    inside = [i for i, t in enumerate(timesteps) if 100 <= t <= 900]
+    full = [c["step"] for c in stats["per_step"] if len(c["computed"]) == 12]
+    outside = [i for i in range(20) if i not in inside]
+    assert set(outside) <= set(full)
+    assert set(inside[::4]) <= set(full)
+    select_steps = inside[1::4]
+    first_select = [c for c in stats["per_step"] if c["step"] == select_steps[0]][0]
+    assert first_select["computed"] == []  # an empty mask computes nothing
+    assert first_select["indicator"] is not None
+
+
+def test_firstblock_taylor_forces_first_warmup_and_last_steps(pipe):
+    ppcache.apply_cache(pipe, FirstBlockTaylorConfig(threshold=10.0, warmup_steps=3))  # gate always open
+    sample(pipe)
+    per_step = ppcache.summary(pipe)["per_step"]
+    full = [c["step"] for c in per_step if len(c["computed"]) == 12]
+    skipped = [c["step"] for c in per_step if c["computed"] == [0]]
+    assert {0, 1, 2, 19} <= set(full)
+    assert skipped == [s for s in range(3, 19)]
+
+
+def test_paddlemix_example_runs_on_the_transformer_alone(pipe):
+    """The PaddleMIX snippet, unchanged apart from the import, gives the same result as attaching the pipeline."""
+    from ppcache import SortBlockConfig as PaddleMIXSortBlockConfig, apply_sort_block
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = PaddleMIXSortBlockConfig(
+            num_inference_steps=20, timestep_start=900, timestep_end=100, percentage=1.0, step_num=1,
+            step_num2=5, beta=0.3, current_timestep_callback=lambda: getattr(pipe, "_current_timestep", None))
+        apply_sort_block(pipe.transformer, config)
+        transformer_only = sample(pipe)
+    assert any("percentage has no effect" in str(w.message) for w in caught)
+    stats = ppcache.summary(pipe.transformer)
+    assert stats["steps"] == 20 and stats["blocks_predicted"] > 0
+    ppcache.remove_cache(pipe.transformer)
+    ppcache.apply_cache(pipe, SortBlockConfig())
+    np.testing.assert_array_equal(sample(pipe), transformer_only)
+
+
+def test_transformer_only_without_callback_reads_timesteps(pipe):
+    ppcache.apply_cache(pipe.transformer, SortBlockConfig())
+    first = sample(pipe)
+    second = sample(pipe)  # a new generation is detected from the rising timestep
+    np.testing.assert_array_equal(first, second)
+    assert ppcache.summary(pipe)["steps"] == 20
+
+
+def test_explicit_generation_context(pipe):
+    ppcache.apply_cache(pipe.transformer, FirstBlockTaylorConfig(threshold=10.0))
+    timesteps = [1000.0, 800.0, 600.0]
+    with ppcache.generation(pipe.transformer, num_steps=3, timesteps=timesteps) as gen:
+        x = paddle.randn([1, 64, 64])
+        text = paddle.randn([1, 16, 32])
+        pooled = paddle.randn([1, 32])
+        ids = pipe.latent_image_ids(8, 8, "float32")
+        for i, t in enumerate(timesteps):
+            gen.step(i, t)
+            pipe.transformer(x, text, pooled, paddle.to_tensor([t / 1000]), ids, paddle.zeros([16, 3]))
+    per_step = ppcache.summary(pipe.transformer)["per_step"]
+    assert [c["step"] for c in per_step] == [0, 1, 2]
+    assert all(len(c["computed"]) == 12 for c in per_step)  # warm-up, then the forced last step
+
+
+def test_unsupported_model_and_bad_configs(pipe):
+    with pytest.raises(UnsupportedModelError, match="supported model families: FLUX .* SD3"):
+        ppcache.apply_cache(paddle.nn.Linear(2, 2), SortBlockConfig())
+    with pytest.raises(ConfigError, match="timestep_end .* must not exceed timestep_start"):
+        ppcache.apply_cache(pipe, SortBlockConfig(timestep_start=100, timestep_end=900))
+    with pytest.raises(ConfigError, match="unknown key cache.thresh"):
+        ppcache.apply_cache(pipe, {"method": "firstblock_taylor", "thresh": 0.1})
+    with pytest.raises(ConfigError, match="gate: 'sometimes' is not allowed"):
+        ppcache.apply_cache(pipe, {"method": "firstblock_taylor", "gate": "sometimes"})
+    with pytest.raises(ConfigError, match="cannot use int as a cache config"):
+        ppcache.apply_cache(pipe, 3)

@@ -1,0 +1,100 @@
+"""Engine overhead on a FLUX-shaped timing model (random weights; hidden 512, 1024 image tokens).
+
+    python tools/benchmark_overhead.py [--configs configs/sortblock.yaml ...] [--steps 20] [--repeats 3]
+
+Prints, per config: compute fraction, measured speed-up over the stock transformer, the ideal speed-up
+1 / compute fraction, and their ratio (target >= 0.9). Also the cost of caching applied with every block
+computed (target: at most 2% slower than the stock model).
+"""
+import argparse
+import glob
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+TIMING_MODEL = dict(in_channels=64, num_layers=2, num_single_layers=4, attention_head_dim=128, num_attention_heads=4,
+                    joint_attention_dim=256, pooled_projection_dim=128, axes_dims_rope=[16, 56, 56])
+
+
+def parse_args(argv=None):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+",
+                        default=sorted(p for p in glob.glob(os.path.join(root, "configs", "*.yaml"))
+                                       if not p.endswith("baseline.yaml")))
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--tokens", type=int, default=1024, help="image tokens (a square grid)")
+    parser.add_argument("--repeats", type=int, default=3)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import numpy as np
+    import paddle
+
+    import ppcache
+    from ppcache.models import FluxTransformer2DModel
+    from ppcache.pipelines.flux import FluxPipeline
+    from ppcache.pipelines.scheduler import FlowMatchEulerDiscreteScheduler, calculate_shift
+
+    paddle.seed(0)
+    model = FluxTransformer2DModel(**TIMING_MODEL).eval()
+    side = int(args.tokens ** 0.5)
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True)
+    scheduler.set_timesteps(args.steps, mu=calculate_shift(side * side))
+    timesteps, sigmas = scheduler.timesteps_host, scheduler.sigmas.numpy()
+    x0 = paddle.randn([1, side * side, 64])
+    text, pooled = paddle.randn([1, 64, 256]), paddle.randn([1, 128])
+    image_ids, text_ids = FluxPipeline.latent_image_ids(side, side, "float32"), paddle.zeros([64, 3])
+
+    @paddle.no_grad()
+    def generate(cached):
+        x = x0
+        start = time.perf_counter()
+        context = ppcache.generation(model, args.steps, timesteps) if cached else None
+        gen = context.__enter__() if context else None
+        for i, t in enumerate(timesteps):
+            if gen:
+                gen.step(i, t)
+            v = model(x, text, pooled, paddle.to_tensor([t / 1000]), image_ids, text_ids, return_dict=False)[0]
+            x = x + float(sigmas[i + 1] - sigmas[i]) * v
+        if context:
+            context.__exit__(None, None, None)
+        float(x.sum())  # wait for the result
+        return time.perf_counter() - start
+
+    def timed(config):
+        """Median seconds of stock and cached runs, interleaved."""
+        stock, cached = [], []
+        for _ in range(args.repeats):
+            ppcache.remove_cache(model)
+            stock.append(generate(False))
+            ppcache.apply_cache(model, config)
+            cached.append(generate(True))
+        fraction = ppcache.summary(model)["compute_fraction"]
+        ppcache.remove_cache(model)
+        return statistics.median(stock), statistics.median(cached), fraction
+
+    generate(False)  # warm-up
+    print(f"timing model: hidden 512, {side * side} image + 64 text tokens, {len(TIMING_MODEL)} settings, "
+          f"{args.steps} steps, median of {args.repeats}", flush=True)
+    stock, cached, fraction = timed(ppcache.SortBlockConfig(timestep_start=0.0, timestep_end=0.0))
+    print(f"applied, every block computed: {cached / stock - 1:+.1%} vs stock (target <= +2%), "
+          f"compute fraction {fraction:.3f}", flush=True)
+    print("| config | compute fraction | speed-up | ideal | ratio (target >= 0.9) |")
+    print("|---|---|---|---|---|")
+    for path in args.configs:
+        config = ppcache.load_config(path)
+        stock, cached, fraction = timed(config.cache)
+        ideal = 1 / fraction
+        print(f"| {os.path.basename(path)} | {fraction:.3f} | {stock / cached:.2f}x | {ideal:.2f}x | "
+              f"{stock / cached / ideal:.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
