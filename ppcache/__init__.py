@@ -14,13 +14,21 @@ from .api import (  # noqa: E402
 )
 from .config import load_config  # noqa: E402
 from .errors import CheckpointError, ConfigError, PPCacheError, UnsupportedModelError  # noqa: E402
-from .policies import FirstBlockTaylorConfig, SortBlockConfig, TeaBlockCacheConfig  # noqa: E402
+from .policies import (  # noqa: E402
+    BlockDanceConfig,
+    DBCacheConfig,
+    FirstBlockTaylorConfig,
+    SortBlockConfig,
+    TeaBlockCacheConfig,
+    TeaCacheConfig,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "apply_cache", "remove_cache", "summary", "generation", "load_config",
     "apply_sort_block", "apply_teablockcache", "apply_firstblock_taylor",
-    "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig",
+    "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig", "TeaCacheConfig", "DBCacheConfig",
+    "BlockDanceConfig",
     "CheckpointError", "ConfigError", "PPCacheError", "UnsupportedModelError", "__version__",
 ]

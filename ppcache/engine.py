@@ -9,6 +9,8 @@ re-run with every block computed, and the fallback is counted.
 import dataclasses
 from typing import Callable, Optional
 
+import paddle
+
 from . import ops
 from .adapters import adapter_for
 from .blocks import CachedBlock
@@ -19,7 +21,7 @@ from .stats import CallRecord, RunStats
 
 @dataclasses.dataclass
 class Prediction:
-    """Skip blocks index..end; `produce(streams at index)` returns the output streams of block `end`."""
+    """Skip blocks index..end; `produce(input streams of block end)` returns the output streams of block `end`."""
 
     end: int
     produce: Callable
@@ -34,9 +36,13 @@ class CallState:
         self.record = record
         self.num_blocks = num_blocks
         self.span: Optional[Prediction] = None
-        self.span_inputs = None
         self.force_compute = False
         self.finite_flags = []
+        self.deferred = []
+
+    def defer(self, values, consume):
+        """Read `values` (a device tensor) at the end of the call, in the call's single host transfer."""
+        self.deferred.append((values, consume))
 
     def key(self, *parts):
         """State key scoped to this call's branch."""
@@ -90,16 +96,37 @@ class CacheEngine:
         try:
             self.policy.begin_call(self.call)
             output = self._original_forward(*args, **kwargs)
-            if self.call.finite_flags and not bool(ops.all_finite(self.call.finite_flags)):
+            self.policy.end_call(self.call)
+            if not self._read_back(self.call):
                 record = CallRecord(ctx.step, ctx.branch, ctx.timestep, fallback=True)
                 self.call = CallState(ctx, self.state, record, len(self.blocks))
                 self.call.force_compute = True
+                self.policy.begin_call(self.call)
                 output = self._original_forward(*args, **kwargs)
-            self.policy.end_call(self.call)
+                self.policy.end_call(self.call)
+                self._read_back(self.call)
             self.stats.add(self.call.record, self.state.nbytes())
             return output
         finally:
             self.call = None
+
+    @staticmethod
+    def _read_back(call):
+        """One host transfer per call: the finiteness of every prediction plus the policy's deferred values.
+        Returns False (deferred values dropped) when a prediction was not finite."""
+        if not call.finite_flags and not call.deferred:
+            return True
+        parts = [ops.all_finite(call.finite_flags).astype("float32").reshape([1])]
+        parts += [values.astype("float32").reshape([-1]) for values, _ in call.deferred]
+        host = paddle.concat(parts).numpy()
+        if host[0] < 0.5:
+            return False
+        offset = 1
+        for values, consume in call.deferred:
+            size = int(values.numel())
+            consume(host[offset: offset + size])
+            offset += size
+        return True
 
     def run_block(self, index, block, args, kwargs):
         call = self.call
@@ -117,7 +144,7 @@ class CacheEngine:
             call.record.macs_run += macs
             self.policy.after_compute(index, io, self.adapter.read_outputs(block, output), call)
             return output
-        call.span, call.span_inputs = action, io.streams
+        call.span = action
         return self._inside_span(index, block, io, call)
 
     def _inside_span(self, index, block, io, call):
@@ -125,8 +152,9 @@ class CacheEngine:
         span = call.span
         if index < span.end:
             return self.adapter.make_output(block, io.streams)
-        streams = span.produce(call.span_inputs)
-        call.span, call.span_inputs = None, None
+        # The span's inputs reach its last block unchanged (up to the model's own glue between block lists).
+        streams = span.produce(io.streams)
+        call.span = None
         call.finite_flags.extend(s for s in streams if s is not None)
         self.policy.after_predict(index, streams, call)
         return self.adapter.make_output(block, streams)

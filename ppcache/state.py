@@ -31,6 +31,8 @@ class CacheState:
         for value in self.entries.values():
             if isinstance(value, TaylorLadder):
                 total += value.nbytes()
+            elif isinstance(value, (tuple, list)):
+                total += sum(ops.nbytes(v) for v in value if hasattr(v, "element_size"))
             elif hasattr(value, "element_size"):
                 total += ops.nbytes(value)
         return total

@@ -213,3 +213,18 @@ def test_unsupported_model_and_bad_configs(pipe):
         ppcache.apply_cache(pipe, {"method": "firstblock_taylor", "gate": "sometimes"})
     with pytest.raises(ConfigError, match="cannot use int as a cache config"):
         ppcache.apply_cache(pipe, 3)
+
+
+def test_sortblock_memory_is_two_residuals_per_block_and_stream(pipe):
+    from ppcache.predictors import TaylorLadder
+
+    ppcache.apply_cache(pipe, SortBlockConfig())
+    sample(pipe)
+    engine = pipe.transformer._ppcache_engine
+    ladders = {k: v for k, v in engine.state.entries.items() if isinstance(v, TaylorLadder)}
+    assert ladders and all(len(v.factors) <= 2 for v in ladders.values())
+    streams = {(k[2], k[3]) for k in ladders}
+    assert len(streams) == len(ladders)  # one ladder per block and stream (branch 0 only here)
+    full = [v for k, v in engine.state.entries.items() if k[1] == "full"]
+    assert full and all(v.shape[-1] == 64 // 8 for v in full)  # only the C/8 channel subset is kept
+    assert ppcache.summary(pipe)["cache_bytes"] == engine.state.nbytes()

@@ -1,13 +1,19 @@
 """Cache methods: each is a config dataclass plus a Policy; registered here by name."""
 from ..config import register_method
+from .blockdance import BlockDanceConfig, BlockDancePolicy
+from .dbcache import DBCacheConfig, DBCachePolicy
 from .firstblock_taylor import FirstBlockTaylorConfig, FirstBlockTaylorPolicy
 from .sortblock import SortBlockConfig, SortBlockPolicy
 from .teablockcache import TeaBlockCacheConfig, TeaBlockCachePolicy
+from .teacache import TeaCacheConfig, TeaCachePolicy
 
 POLICIES = {
     "sortblock": (SortBlockConfig, SortBlockPolicy),
     "teablockcache": (TeaBlockCacheConfig, TeaBlockCachePolicy),
     "firstblock_taylor": (FirstBlockTaylorConfig, FirstBlockTaylorPolicy),
+    "teacache": (TeaCacheConfig, TeaCachePolicy),
+    "dbcache": (DBCacheConfig, DBCachePolicy),
+    "blockdance": (BlockDanceConfig, BlockDancePolicy),
 }
 
 for _name, (_config, _policy) in POLICIES.items():
@@ -21,4 +27,5 @@ def policy_for(config):
     raise TypeError(f"no cache policy for {type(config).__name__}")
 
 
-__all__ = ["POLICIES", "policy_for", "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig"]
+__all__ = ["POLICIES", "policy_for", "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig",
+           "TeaCacheConfig", "DBCacheConfig", "BlockDanceConfig"]

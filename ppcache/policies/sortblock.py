@@ -155,8 +155,10 @@ class SortBlockPolicy(Policy):
         known = [(i, c) for i, c in call.cosines.items() if c is not None]
         if not known:
             return
-        values = paddle.stack([c for _, c in known]).numpy()  # the step's one host sync
-        cosine = dict(zip((i for i, _ in known), values.tolist()))
-        mask = select_blocks(cosine, self.groups.values(), rho)
-        call.state.set(call.key("mask"), frozenset(mask))
         call.record.indicator = rho
+
+        def choose(values):
+            cosine = dict(zip((i for i, _ in known), values.tolist()))
+            call.state.set(call.key("mask"), frozenset(select_blocks(cosine, self.groups.values(), rho)))
+
+        call.defer(paddle.stack([c for _, c in known]), choose)  # read in the call's single host transfer

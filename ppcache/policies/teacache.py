@@ -1,0 +1,75 @@
+"""TeaCache (arXiv 2411.19108): the rel-L1 change of block 0's modulated input, rescaled by a polynomial fitted
+per model and accumulated; while the sum stays under the threshold the whole transformer is skipped and the
+cached residual (last block's output minus block 0's input, image stream) is added back."""
+import dataclasses
+from typing import Callable, List, Optional
+
+from .. import ops
+from ..engine import Prediction
+from ..errors import ConfigError
+from .base import Policy, polyval
+from .teablockcache import TEACACHE_FLUX_POLY
+
+
+@dataclasses.dataclass
+class TeaCacheConfig:
+    """TeaCache.
+
+    Attributes:
+        rel_l1_thresh: accumulator threshold delta (FLUX.1-dev: 0.25 -> ~1.5x, 0.4 -> 1.8x, 0.6 -> 2.0x).
+        coefficients: rescale polynomial, highest power first (FLUX default; refit with tools/calibrate_teacache.py).
+        order: 0 adds the cached residual (TeaCache); 1 extrapolates it linearly in the step index.
+        num_inference_steps / current_timestep_callback: for a transformer driven without a pipeline.
+    """
+
+    method: str = "teacache"
+    rel_l1_thresh: float = 0.6
+    coefficients: List[float] = dataclasses.field(default_factory=lambda: list(TEACACHE_FLUX_POLY))
+    order: int = 0
+    num_inference_steps: Optional[int] = None
+    current_timestep_callback: Optional[Callable] = None
+
+    def validate(self, where="cache"):
+        if self.rel_l1_thresh < 0:
+            raise ConfigError(f"{where}.rel_l1_thresh must be >= 0, got {self.rel_l1_thresh}")
+        if self.order not in (0, 1):
+            raise ConfigError(f"{where}.order must be 0 or 1, got {self.order}")
+        if not self.coefficients:
+            raise ConfigError(f"{where}.coefficients must list at least one coefficient")
+
+
+class TeaCachePolicy(Policy):
+    name = "teacache"
+
+    def decide(self, index, io, call):
+        if index != 0:
+            return None
+        ctx, config = call.ctx, self.config
+        modulated = self.adapter.modulated_input(self.blocks[0], io)
+        previous = call.state.get(call.key("m_prev"))
+        call.state.set(call.key("m_prev"), modulated)
+        call.span_input = io.streams[0]
+        if ctx.is_first or ctx.is_last or previous is None or previous.shape != modulated.shape:
+            call.state.set(call.key("acc"), 0.0)
+            return None
+        rel = float(ops.rel_l1(modulated, previous).max())  # the step's one host read
+        accumulated = call.state.get(call.key("acc"), 0.0) + polyval(config.coefficients, rel)
+        call.record.indicator = accumulated
+        residual = call.state.get(call.key("residual"))
+        if accumulated >= config.rel_l1_thresh or residual is None:
+            call.state.set(call.key("acc"), 0.0)
+            return None
+        call.state.set(call.key("acc"), accumulated)
+        arity, step = call.state.get(call.key("arity")), ctx.step
+
+        def produce(streams):
+            return (residual.predict_add(streams[0], step),) + tuple(streams[1:arity])
+
+        return Prediction(len(self.blocks) - 1, produce)
+
+    def after_compute(self, index, io, outputs, call):
+        if index != len(self.blocks) - 1 or outputs[0].shape != call.span_input.shape:
+            return
+        ladder = call.state.ladder(call.key("residual"), self.config.order)
+        ladder.update(outputs[0] - call.span_input, call.ctx.step)
+        call.state.set(call.key("arity"), len(outputs))
