@@ -18,9 +18,13 @@ from .policies import (  # noqa: E402
     BlockDanceConfig,
     DBCacheConfig,
     FirstBlockTaylorConfig,
+    FORAConfig,
+    PABConfig,
     SortBlockConfig,
+    TaylorSeerConfig,
     TeaBlockCacheConfig,
     TeaCacheConfig,
+    TGateConfig,
 )
 
 __version__ = "0.1.0"
@@ -29,6 +33,6 @@ __all__ = [
     "apply_cache", "remove_cache", "summary", "generation", "load_config",
     "apply_sort_block", "apply_teablockcache", "apply_firstblock_taylor",
     "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig", "TeaCacheConfig", "DBCacheConfig",
-    "BlockDanceConfig",
+    "BlockDanceConfig", "TaylorSeerConfig", "FORAConfig", "PABConfig", "TGateConfig",
     "CheckpointError", "ConfigError", "PPCacheError", "UnsupportedModelError", "__version__",
 ]

@@ -14,6 +14,7 @@ import paddle
 from . import ops
 from .adapters import adapter_for
 from .blocks import CachedBlock
+from .components import CachedComponent
 from .context import StepContext, StepTracker
 from .state import CacheState
 from .stats import CallRecord, RunStats
@@ -39,6 +40,7 @@ class CallState:
         self.force_compute = False
         self.finite_flags = []
         self.deferred = []
+        self.component_macs = {}
 
     def defer(self, values, consume):
         """Read `values` (a device tensor) at the end of the call, in the call's single host transfer."""
@@ -60,6 +62,7 @@ class CacheEngine:
             for position in range(len(layers)):
                 self.slots.append((layers, position, layers[position]))
         self.blocks = [slot[2] for slot in self.slots]
+        self.component_slots = []  # (block, name, original sublayer)
         self.stats = RunStats(len(self.blocks))
         self.tracker = StepTracker(self._new_generation, timestep_callback, num_steps)
         self.call: Optional[CallState] = None
@@ -70,6 +73,11 @@ class CacheEngine:
     def install(self):
         for index, (layers, position, block) in enumerate(self.slots):
             layers[position] = CachedBlock(block, index, self)
+            if self.policy.component_level:
+                for name in self.adapter.components(block):
+                    original = getattr(block, name)
+                    self.component_slots.append((block, name, original))
+                    setattr(block, name, CachedComponent(original, index, name, self))
         self._original_forward = self.transformer.forward
         object.__setattr__(self.transformer, "forward", self._forward)
         self.transformer._ppcache_engine = self
@@ -78,6 +86,9 @@ class CacheEngine:
     def remove(self):
         for layers, position, block in self.slots:
             layers[position] = block
+        for block, name, original in self.component_slots:
+            setattr(block, name, original)
+        self.component_slots = []
         if "forward" in self.transformer.__dict__:
             del self.transformer.__dict__["forward"]
         self.transformer.__dict__.pop("_ppcache_engine", None)
@@ -133,7 +144,8 @@ class CacheEngine:
         if call is None:  # a block called outside the transformer's forward
             return block(*args, **kwargs)
         io = self.adapter.read_inputs(block, args, kwargs)
-        macs = self.adapter.block_macs(block, io)
+        call.component_macs = self.adapter.component_macs(block, io)
+        macs = sum(call.component_macs.values())
         call.record.macs_full += macs
         if call.span is not None:
             return self._inside_span(index, block, io, call)
@@ -146,6 +158,21 @@ class CacheEngine:
             return output
         call.span = action
         return self._inside_span(index, block, io, call)
+
+    def run_component(self, index, name, component, args, kwargs):
+        call = self.call
+        if call is None or call.force_compute:
+            return component(*args, **kwargs)
+        produce = self.policy.component_decide(index, name, call)
+        if produce is None:
+            output = component(*args, **kwargs)
+            self.policy.after_component(index, name, output, call)
+            return output
+        call.record.macs_run -= call.component_macs.get(name, 0)
+        call.record.components_predicted += 1
+        output = produce()
+        call.finite_flags.extend(o for o in (output if isinstance(output, tuple) else (output,)) if o is not None)
+        return output
 
     def _inside_span(self, index, block, io, call):
         call.record.predicted.append(index)

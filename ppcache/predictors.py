@@ -3,6 +3,9 @@
 A `TaylorLadder` keeps divided-difference factors F_0..F_m of one tracked tensor f. At a computed step s with
 previous computed step s' (gap d = s - s'): F_0 <- f(s), F_{k+1} <- (F_k(new) - F_k(old)) / d. The prediction at
 step i is sum_k F_k * x^k / k! with x = i - s. "Order" is the highest derivative kept.
+
+F_0 is the recorded tensor itself (never written). F_1..F_m belong to the ladder: a fused update rewrites them in
+place (ops.ladder_update), so they must not be shared; predictions are always new tensors (or F_0 at order 0).
 """
 import math
 
@@ -28,7 +31,7 @@ class TaylorLadder:
         if self.step is None or not allow_higher or step == self.step:
             self.factors = [value]
         else:
-            self.factors = ops.divided_differences(value, self.factors, float(step - self.step), self.order)
+            self.factors = ops.ladder_update(self.factors, value, float(step - self.step), self.order)
         self.step = step
 
     def coefficients(self, step):

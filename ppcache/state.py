@@ -27,16 +27,19 @@ class CacheState:
         return ladder
 
     def nbytes(self):
-        total = 0
-        for value in self.entries.values():
-            if isinstance(value, TaylorLadder):
-                total += value.nbytes()
-            elif isinstance(value, (tuple, list)):
-                total += sum(ops.nbytes(v) for v in value if hasattr(v, "element_size"))
-            elif hasattr(value, "element_size"):
-                total += ops.nbytes(value)
-        return total
+        return sum(_nbytes(value) for value in self.entries.values())
 
     def track_peak(self):
         self.peak_bytes = max(self.peak_bytes, self.nbytes())
         return self.peak_bytes
+
+
+def _nbytes(value):
+    """Bytes held by tensors, ladders and tuples/lists of them; host values count nothing."""
+    if isinstance(value, TaylorLadder):
+        return value.nbytes()
+    if isinstance(value, (tuple, list)):
+        return sum(_nbytes(v) for v in value)
+    if hasattr(value, "element_size"):
+        return ops.nbytes(value)
+    return 0

@@ -13,6 +13,7 @@ class CallRecord:
     predicted: List[int] = dataclasses.field(default_factory=list)
     macs_run: int = 0
     macs_full: int = 0
+    components_predicted: int = 0
     indicator: Optional[float] = None
     fallback: bool = False
 
@@ -53,13 +54,15 @@ class RunStats:
             for index in call.computed:
                 computed[index] += 1
         steps = sorted({c.step for c in calls})
-        full_steps = sorted({c.step for c in calls if len(c.computed) == self.num_blocks})
+        full_steps = sorted({c.step for c in calls
+                             if len(c.computed) == self.num_blocks and not c.components_predicted})
         return {
             "steps": len(steps),
             "calls": len(calls),
             "full_steps": len(full_steps),
             "blocks_computed": sum(len(c.computed) for c in calls),
             "blocks_predicted": sum(len(c.predicted) for c in calls),
+            "components_predicted": sum(c.components_predicted for c in calls),
             "block_hit_ratio": [1.0 - n / len(calls) if calls else 0.0 for n in computed],
             "compute_fraction": macs_run / macs_full if macs_full else 1.0,
             "macs_run": macs_run,

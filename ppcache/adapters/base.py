@@ -49,12 +49,19 @@ class Adapter:
         """The stream whose residual ranks or gates the block (the image stream for two-stream blocks)."""
         return streams[0]
 
-    def block_macs(self, block, io):
-        """Multiply-accumulates of one call of this block, from shapes only (no device sync)."""
+    def components(self, block):
+        """Names of the block's cacheable sublayers (their outputs are taken before the adaLN gate)."""
+        return ()
+
+    def component_macs(self, block, io):
+        """{component: multiply-accumulates} of one call, from shapes only (no device sync)."""
         shapes = [s.shape for s in io.streams if s is not None]
         batch, dim = shapes[0][0], shapes[0][-1]
         tokens = sum(s[1] for s in shapes)
-        return batch * (12 * tokens * dim * dim + 2 * tokens * tokens * dim)
+        return {"block": batch * (12 * tokens * dim * dim + 2 * tokens * tokens * dim)}
+
+    def block_macs(self, block, io):
+        return sum(self.component_macs(block, io).values())
 
     # --- per transformer call ---
     def timestep_of_call(self, args, kwargs):
@@ -75,6 +82,20 @@ def parameter_names(cls):
     if names is None:
         names = _PARAMETER_NAMES[cls] = tuple(inspect.signature(cls.forward).parameters)[1:]
     return names
+
+
+def joint_block_macs(io, has_text_mlp=True):
+    """Two-stream joint block (FLUX double, SD3): attention projections on both streams, joint attention,
+    an MLP per stream."""
+    image, text = io.streams[0], io.streams[1]
+    batch, image_tokens, dim = image.shape
+    text_tokens = text.shape[1]
+    tokens = image_tokens + text_tokens
+    macs = {"attn": batch * (4 * tokens * dim * dim + 2 * tokens * tokens * dim),
+            "ff": batch * 8 * image_tokens * dim * dim}
+    if has_text_mlp:
+        macs["ff_context"] = batch * 8 * text_tokens * dim * dim
+    return macs
 
 
 def call_arguments(block, args, kwargs):

@@ -1,6 +1,6 @@
 """FLUX transformers: ppcache's own, and the PPDiffusers-from-source FLUX whose single blocks take the
 concatenated [text; image] stream and return one tensor."""
-from .base import Adapter, BlockIO, call_arguments, parameter_names
+from .base import Adapter, BlockIO, call_arguments, joint_block_macs, parameter_names
 
 
 def _single_is_concatenated(block):
@@ -43,3 +43,15 @@ class FluxAdapter(Adapter):
             joint = io.streams[0] if len(io.streams) == 1 else paddle.concat([io.streams[1], io.streams[0]], 1)
             return block.norm(joint, emb=io.temb)[0]
         return block.norm1(io.streams[0], emb=io.temb)[0]
+
+    def components(self, block):
+        return ("attn", "proj_mlp", "proj_out") if self.is_single(block) else ("attn", "ff", "ff_context")
+
+    def component_macs(self, block, io):
+        if not self.is_single(block):
+            return joint_block_macs(io)
+        shapes = [s.shape for s in io.streams if s is not None]
+        batch, dim = shapes[0][0], shapes[0][-1]
+        tokens = sum(shape[1] for shape in shapes)
+        return {"attn": batch * (3 * tokens * dim * dim + 2 * tokens * tokens * dim),
+                "proj_mlp": batch * 4 * tokens * dim * dim, "proj_out": batch * 5 * tokens * dim * dim}

@@ -1,5 +1,5 @@
 """SD3 (PPDiffusers' SD3Transformer2DModel): joint blocks; the last block returns (None, hidden_states)."""
-from .base import Adapter, BlockIO, call_arguments
+from .base import Adapter, BlockIO, call_arguments, joint_block_macs
 
 
 class SD3Adapter(Adapter):
@@ -24,3 +24,9 @@ class SD3Adapter(Adapter):
 
     def modulated_input(self, block, io):
         return block.norm1(io.streams[0], emb=io.temb)[0]
+
+    def components(self, block):
+        return ("attn", "ff") if getattr(block, "context_pre_only", False) else ("attn", "ff", "ff_context")
+
+    def component_macs(self, block, io):
+        return joint_block_macs(io, has_text_mlp=not getattr(block, "context_pre_only", False))

@@ -1,9 +1,52 @@
 """Elementwise kernels shared by every predictor and indicator.
 
-This module is the single entry point the engine uses; the implementations here are eager Paddle. Fused
-custom-operator kernels can replace them behind the same functions.
+This module is the single entry point the engine uses. Each function runs a fused Paddle custom operator
+(csrc/ppcache_ops.cc: CPU/OpenMP for float32, float16 and bfloat16; csrc/ppcache_ops.cu when Paddle is built
+with CUDA), compiled on first use and cached (see build.py). When the operators cannot be built, when
+PPCACHE_OPS=eager is set, or for inputs the kernels do not take, the same function runs the eager Paddle
+reference in fallback.py, with the same semantics.
 """
-import paddle
+import os
+
+from . import build, fallback
+
+BACKENDS = ("auto", "fused", "eager")
+_choice = None  # set_backend() overrides PPCACHE_OPS
+_active = None  # the `fused` module while the fused ops are in use
+_resolved = False
+
+
+def _requested():
+    choice = _choice or os.environ.get("PPCACHE_OPS", "auto").strip().lower() or "auto"
+    if choice not in BACKENDS:
+        raise ValueError(f"PPCACHE_OPS={choice!r} is not allowed; use one of {', '.join(BACKENDS)}")
+    return choice
+
+
+def _resolve():
+    global _active, _resolved
+    active = None
+    if _requested() != "eager" and build.load():  # builds once; warns once (auto) or raises (fused)
+        from . import fused as active
+    _active, _resolved = active, True
+    return active
+
+
+def _impl():
+    return _active if _resolved else _resolve()
+
+
+def set_backend(name=None):
+    """Chooses the implementation for this process: "auto", "fused", "eager", or None (back to PPCACHE_OPS)."""
+    global _choice, _resolved, _active
+    if name is not None and name not in BACKENDS:
+        raise ValueError(f"backend {name!r} is not allowed; use one of {', '.join(BACKENDS)}")
+    _choice, _resolved, _active = name, False, None
+
+
+def backend():
+    """"fused" or "eager": what the ops run on now (resolving, and building on first use, if needed)."""
+    return "fused" if _impl() is not None else "eager"
 
 
 def nbytes(tensor):
@@ -11,47 +54,72 @@ def nbytes(tensor):
 
 
 def divided_differences(value, old_factors, gap, order):
-    """New ladder [F_0..F_m] from the new value and the previous factors."""
-    factors = [value]
-    for k in range(min(order, len(old_factors))):
-        factors.append((factors[k] - old_factors[k]) / gap)
-    return factors
+    """New ladder [F_0..F_m] from the new value and the previous factors (new tensors; F_0 is `value`)."""
+    impl = _impl()
+    if impl is not None:
+        out = impl.divided_differences(value, old_factors, gap, order)
+        if out is not NotImplemented:
+            return out
+    return fallback.divided_differences(value, old_factors, gap, order)
+
+
+def ladder_update(factors, value, gap, order):
+    """The ladder after recording `value`: the values of divided_differences(value, factors, gap, order), but
+    written into the buffers of factors[1:] in place where they fit (no temporaries). The caller must own
+    factors[1:] (no other reference may expect their old values); F_0 is `value` itself and is never written."""
+    impl = _impl()
+    if impl is not None:
+        out = impl.ladder_update(factors, value, gap, order)
+        if out is not NotImplemented:
+            return out
+    return fallback.ladder_update(factors, value, gap, order)
 
 
 def taylor_eval(factors, coefficients):
-    out = factors[0]
-    for factor, c in zip(factors[1:], coefficients[1:]):
-        out = out + factor * c
-    return out
+    """sum_k F_k * c_k with c_0 = 1 (F_0 itself when there is one factor)."""
+    impl = _impl()
+    if impl is not None:
+        out = impl.taylor_eval(factors, coefficients)
+        if out is not NotImplemented:
+            return out
+    return fallback.taylor_eval(factors, coefficients)
 
 
 def taylor_eval_add(base, factors, coefficients):
-    out = base + factors[0]
-    for factor, c in zip(factors[1:], coefficients[1:]):
-        out = out + factor * c
-    return out
+    """base + sum_k F_k * c_k, in one pass."""
+    impl = _impl()
+    if impl is not None:
+        out = impl.taylor_eval_add(base, factors, coefficients)
+        if out is not NotImplemented:
+            return out
+    return fallback.taylor_eval_add(base, factors, coefficients)
 
 
 def rel_l1(value, reference, per_sample=True):
     """mean|value - reference| / mean|reference| in fp32; per sample ([B]) or a scalar."""
-    axes = list(range(1, value.ndim)) if per_sample else None
-    diff = (value.astype("float32") - reference.astype("float32")).abs().mean(axis=axes)
-    ref = reference.astype("float32").abs().mean(axis=axes)
-    return diff / (ref + 1e-12)
+    impl = _impl()
+    if impl is not None:
+        out = impl.rel_l1(value, reference, per_sample)
+        if out is not NotImplemented:
+            return out
+    return fallback.rel_l1(value, reference, per_sample)
 
 
 def channel_cosine(a, b, channels=None):
     """Per-sample mean over tokens of the cosine between a and b on the first `channels` channels, fp32."""
-    if channels is not None:
-        a, b = a[..., :channels], b[..., :channels]
-    a, b = a.astype("float32"), b.astype("float32")
-    dot = (a * b).sum(axis=-1)
-    norm = a.norm(axis=-1) * b.norm(axis=-1)
-    cosine = dot / (norm + 1e-12)
-    return cosine.reshape([cosine.shape[0], -1]).mean(axis=1)
+    impl = _impl()
+    if impl is not None:
+        out = impl.channel_cosine(a, b, channels)
+        if out is not NotImplemented:
+            return out
+    return fallback.channel_cosine(a, b, channels)
 
 
 def all_finite(tensors):
     """One device-side flag for a list of tensors (callers fold it into their single host sync)."""
-    flags = [paddle.isfinite(t).all() for t in tensors if t is not None]
-    return paddle.stack(flags).all() if flags else paddle.to_tensor(True)
+    impl = _impl()
+    if impl is not None:
+        out = impl.all_finite(tensors)
+        if out is not NotImplemented:
+            return out
+    return fallback.all_finite(tensors)

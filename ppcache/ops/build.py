@@ -13,9 +13,12 @@ Environment:
 """
 import contextlib
 import hashlib
+import json
 import os
+import shlex
 import shutil
 import sys
+import sysconfig
 import tempfile
 import threading
 import warnings
@@ -122,6 +125,23 @@ def _compile(build_dir, cuda):
                        extra_include_paths=[CSRC], verbose=False, **kwargs)
 
 
+def compiler():
+    """The C++ compiler setuptools will run (CXX, else Python's configured CXX, else c++), or None."""
+    command = os.environ.get("CXX") or sysconfig.get_config_var("CXX") or "c++"
+    words = shlex.split(command)
+    return shutil.which(words[0]) if words else None
+
+
+def toolchain_fingerprint(cuda):
+    """What a retry after a failed build depends on: a failure is remembered until this changes."""
+    path = compiler()
+    parts = {"CC": os.environ.get("CC"), "CXX": os.environ.get("CXX"), "compiler": path,
+             "mtime": os.path.getmtime(path) if path else None}
+    if cuda:
+        parts["nvcc"] = shutil.which("nvcc")
+    return parts
+
+
 def _register(library):
     from paddle.utils.cpp_extension.extension_utils import load_op_meta_info_and_register_op
 
@@ -132,9 +152,8 @@ def _library_path(build_dir):
     return os.path.join(build_dir, NAME, NAME + ".so")
 
 
-def build_and_load():
+def build_and_load(cuda):
     """Returns the path of the loaded library; raises OpsBuildError (with the log's path) on any failure."""
-    cuda = with_cuda()
     root = cache_root()
     key = cache_key(cuda)
     final = os.path.join(root, f"{NAME}-{key}")
@@ -146,6 +165,17 @@ def build_and_load():
                 with _silenced(os.path.join(final, "load.log")):
                     _register(library)
                 return library
+            failed_marker = os.path.join(root, f"{NAME}-{key}.failed")
+            fingerprint = toolchain_fingerprint(cuda)
+            if os.path.exists(failed_marker):
+                with contextlib.suppress(OSError, ValueError):
+                    with open(failed_marker) as f:
+                        remembered = json.load(f)
+                    if remembered.get("fingerprint") == fingerprint:
+                        raise OpsBuildError(f"{remembered.get('error')} (remembered from an earlier attempt; "
+                                            f"delete {failed_marker} to retry)")
+            if fingerprint["compiler"] is None:
+                raise OpsBuildError("no C++ compiler found (set CXX, or install g++/clang++)")
             staging = tempfile.mkdtemp(prefix=f"{NAME}-{key}.tmp-", dir=root)
             log_path = os.path.join(staging, "build.log")
             try:
@@ -159,9 +189,17 @@ def build_and_load():
                 with contextlib.suppress(OSError):
                     shutil.copyfile(log_path, failed)
                 shutil.rmtree(staging, ignore_errors=True)
-                raise OpsBuildError(f"{type(error).__name__}: {error} (compiler log: {failed})") from error
+                if not isinstance(error, Exception):  # Ctrl-C and friends: not a build failure to remember
+                    raise
+                message = f"{type(error).__name__}: {error} (compiler log: {failed})"
+                with contextlib.suppress(OSError):
+                    with open(failed_marker, "w") as f:
+                        json.dump({"fingerprint": fingerprint, "error": message}, f)
+                raise OpsBuildError(message) from error
             if os.path.exists(final):  # a stale or unfinished entry (no "ok" marker)
                 shutil.rmtree(final, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.remove(failed_marker)
             try:
                 os.rename(staging, final)  # atomic: readers see a complete entry or none
             except OSError:  # another process won the race without the lock; ours is loaded already
@@ -176,7 +214,7 @@ def build_and_load():
 
 # ---- process-wide state ----------------------------------------------------------------------------------
 _lock = threading.Lock()
-_state = {"loaded": None, "error": None, "warned": False}
+_state = {"loaded": None, "error": None, "warned": False, "cuda": False}
 
 
 def load():
@@ -188,21 +226,37 @@ def load():
         return _state["loaded"]
     with _lock:
         if _state["loaded"] is None:
-            try:
-                build_and_load()
-                _state["loaded"] = True
-            except OpsBuildError as error:
-                _state["loaded"], _state["error"] = False, str(error)
+            cuda_error = None
+            if with_cuda():
+                try:
+                    build_and_load(cuda=True)
+                    _state["loaded"] = _state["cuda"] = True
+                except OpsBuildError as error:  # no nvcc, say: keep the CPU kernels, GPU tensors go eager
+                    cuda_error = str(error)
+            if not _state["loaded"]:
+                try:
+                    build_and_load(cuda=False)
+                    _state["loaded"] = True
+                except OpsBuildError as error:
+                    _state["loaded"], _state["error"] = False, str(error)
+            if _state["loaded"] and cuda_error:
+                warnings.warn(f"ppcache: CUDA fused ops unavailable, GPU tensors use eager Paddle ({cuda_error})",
+                              OpsBuildWarning, stacklevel=5)
     if not _state["loaded"]:
         if os.environ.get("PPCACHE_OPS", "").strip().lower() == "fused":
             raise OpsBuildError(f"PPCACHE_OPS=fused but the fused ops are unavailable: {_state['error']}")
         if not _state["warned"]:
             _state["warned"] = True
             warnings.warn(f"ppcache: fused ops unavailable, using eager Paddle ({_state['error']})",
-                          OpsBuildWarning, stacklevel=3)
+                          OpsBuildWarning, stacklevel=5)
     return _state["loaded"]
 
 
 def error():
     """Why the fused ops are unavailable, or None."""
     return _state["error"]
+
+
+def has_cuda_kernels():
+    """True when the loaded library includes the CUDA kernels."""
+    return bool(_state["loaded"] and _state["cuda"])

@@ -3,9 +3,13 @@ from ..config import register_method
 from .blockdance import BlockDanceConfig, BlockDancePolicy
 from .dbcache import DBCacheConfig, DBCachePolicy
 from .firstblock_taylor import FirstBlockTaylorConfig, FirstBlockTaylorPolicy
+from .fora import FORAConfig, FORAPolicy
+from .pab import PABConfig, PABPolicy
 from .sortblock import SortBlockConfig, SortBlockPolicy
 from .teablockcache import TeaBlockCacheConfig, TeaBlockCachePolicy
+from .taylorseer import TaylorSeerConfig, TaylorSeerPolicy
 from .teacache import TeaCacheConfig, TeaCachePolicy
+from .tgate import TGateConfig, TGatePolicy
 
 POLICIES = {
     "sortblock": (SortBlockConfig, SortBlockPolicy),
@@ -14,6 +18,10 @@ POLICIES = {
     "teacache": (TeaCacheConfig, TeaCachePolicy),
     "dbcache": (DBCacheConfig, DBCachePolicy),
     "blockdance": (BlockDanceConfig, BlockDancePolicy),
+    "taylorseer": (TaylorSeerConfig, TaylorSeerPolicy),
+    "fora": (FORAConfig, FORAPolicy),
+    "pab": (PABConfig, PABPolicy),
+    "tgate": (TGateConfig, TGatePolicy),
 }
 
 for _name, (_config, _policy) in POLICIES.items():
@@ -28,4 +36,5 @@ def policy_for(config):
 
 
 __all__ = ["POLICIES", "policy_for", "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig",
-           "TeaCacheConfig", "DBCacheConfig", "BlockDanceConfig"]
+           "TeaCacheConfig", "DBCacheConfig", "BlockDanceConfig", "TaylorSeerConfig", "FORAConfig", "PABConfig",
+           "TGateConfig"]

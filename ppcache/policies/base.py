@@ -25,6 +25,7 @@ def warn_once(owner, message):
 
 class Policy:
     name = "base"
+    component_level = False  # True: the engine also wraps block components (attention, MLPs)
 
     def __init__(self, config):
         self.config = config
@@ -48,6 +49,13 @@ class Policy:
 
     def after_compute(self, index, io, outputs, call):
         """Block `index` was computed; `outputs` are its output streams."""
+
+    def component_decide(self, index, name, call):
+        """None to compute component `name` of block `index`, or a callable returning its output."""
+        return None
+
+    def after_component(self, index, name, output, call):
+        """Component `name` of block `index` was computed."""
 
     def after_predict(self, end, outputs, call):
         """A predicted span ended at block `end` with these output streams."""

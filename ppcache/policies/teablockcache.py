@@ -60,8 +60,8 @@ class TeaBlockCacheConfig:
         if self.timestep_end > self.timestep_start:
             raise ConfigError(f"{where}: timestep_end ({self.timestep_end}) must not exceed timestep_start "
                               f"({self.timestep_start})")
-        if self.order not in (0, 1) or self.step_order not in (0, 1, 2):
-            raise ConfigError(f"{where}.order must be 0 or 1 and step_order 0, 1 or 2")
+        if not 0 <= self.order <= 3 or not 0 <= self.step_order <= 3:
+            raise ConfigError(f"{where}.order and step_order must be between 0 and 3")
         for name in ("block_threshold", "single_block_threshold", "step_threshold"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.{name} must be >= 0, got {getattr(self, name)}")

@@ -18,7 +18,7 @@ class TeaCacheConfig:
     Attributes:
         rel_l1_thresh: accumulator threshold delta (FLUX.1-dev: 0.25 -> ~1.5x, 0.4 -> 1.8x, 0.6 -> 2.0x).
         coefficients: rescale polynomial, highest power first (FLUX default; refit with tools/calibrate_teacache.py).
-        order: 0 adds the cached residual (TeaCache); 1 extrapolates it linearly in the step index.
+        order: 0 adds the cached residual (TeaCache); 1 extrapolates it linearly in the step index, 2-3 Taylor.
         num_inference_steps / current_timestep_callback: for a transformer driven without a pipeline.
     """
 
@@ -32,8 +32,8 @@ class TeaCacheConfig:
     def validate(self, where="cache"):
         if self.rel_l1_thresh < 0:
             raise ConfigError(f"{where}.rel_l1_thresh must be >= 0, got {self.rel_l1_thresh}")
-        if self.order not in (0, 1):
-            raise ConfigError(f"{where}.order must be 0 or 1, got {self.order}")
+        if not 0 <= self.order <= 3:
+            raise ConfigError(f"{where}.order must be between 0 and 3, got {self.order}")
         if not self.coefficients:
             raise ConfigError(f"{where}.coefficients must list at least one coefficient")
 
