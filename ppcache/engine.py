@@ -57,10 +57,7 @@ class CacheEngine:
         self.adapter = adapter_for(transformer)
         self.policy = policy
         self.state = CacheState()
-        self.slots = []  # (LayerList, position, original block) in execution order
-        for _, layers in self.adapter.block_lists():
-            for position in range(len(layers)):
-                self.slots.append((layers, position, layers[position]))
+        self.slots = self.adapter.block_slots()  # (container, key, original block) in execution order
         self.blocks = [slot[2] for slot in self.slots]
         self.component_slots = []  # (block, name, original sublayer)
         self.stats = RunStats(len(self.blocks))
@@ -71,8 +68,8 @@ class CacheEngine:
 
     # ---- install / remove ------------------------------------------------------------------------------------
     def install(self):
-        for index, (layers, position, block) in enumerate(self.slots):
-            layers[position] = CachedBlock(block, index, self)
+        for index, (container, key, block) in enumerate(self.slots):
+            _put(container, key, CachedBlock(block, index, self))
             if self.policy.component_level:
                 for name in self.adapter.components(block):
                     original = getattr(block, name)
@@ -84,8 +81,8 @@ class CacheEngine:
         return self
 
     def remove(self):
-        for layers, position, block in self.slots:
-            layers[position] = block
+        for container, key, block in self.slots:
+            _put(container, key, block)
         for block, name, original in self.component_slots:
             setattr(block, name, original)
         self.component_slots = []
@@ -193,3 +190,11 @@ class CacheEngine:
         summary["model_family"] = self.adapter.family
         summary["num_blocks"] = len(self.blocks)
         return summary
+
+
+def _put(container, key, layer):
+    """Places `layer` at a LayerList position (int key) or an attribute (str key)."""
+    if isinstance(key, int):
+        container[key] = layer
+    else:
+        setattr(container, key, layer)

@@ -28,6 +28,12 @@ class Adapter:
         return [(name, getattr(self.transformer, name)) for name in self.block_list_names
                 if getattr(self.transformer, name, None) is not None]
 
+    def block_slots(self):
+        """(container, key, block) for every cached block in execution order; key is a LayerList index or an
+        attribute name (for a single block held as an attribute, e.g. a UNet's mid block)."""
+        return [(layers, position, layers[position]) for _, layers in self.block_lists()
+                for position in range(len(layers))]
+
     # --- per block kind ---
     def read_inputs(self, block, args, kwargs):
         """BlockIO of a block call."""
