@@ -65,7 +65,9 @@ def write_text_side(out, arch, seed):
     sentences = [dataset.prompt_for(s, k) for s in dataset.subjects() for k in range(len(dataset.TEMPLATES))]
     clip_names = ["tokenizer"] if arch == "flux" else ["tokenizer", "tokenizer_2"]
     for name in clip_names:
-        write_clip_tokenizer(os.path.join(out, name), model_max_length=build.CLIP_MAX_LENGTH)
+        # PPDiffusers' SD3 pads T5 to the CLIP length too, so SD3 uses a shorter one to keep text tokens few.
+        length = build.CLIP_MAX_LENGTH if arch == "flux" else build.SD3_CLIP_MAX_LENGTH
+        write_clip_tokenizer(os.path.join(out, name), model_max_length=length)
     t5_name = "tokenizer_2" if arch == "flux" else "tokenizer_3"
     write_t5_tokenizer(os.path.join(out, t5_name), sentences, vocab_size=256, model_max_length=build.T5_MAX_LENGTH)
     from ppdiffusers.transformers import T5Tokenizer

@@ -66,7 +66,8 @@ def taylor_eval_add(base, factors, coefficients):
 
 
 def _reusable(buffer, value):
-    return (buffer is not None and buffer is not value and buffer.dtype == value.dtype
+    """A buffer the kernel can write in place: Paddle hands a custom op a contiguous copy of a strided view."""
+    return (buffer is not None and buffer is not value and buffer.is_contiguous() and buffer.dtype == value.dtype
             and buffer.shape == value.shape and buffer.place._equals(value.place))
 
 

@@ -8,6 +8,7 @@ LATENT_CHANNELS = 16
 TEXT_DIM = 32
 T5_MAX_LENGTH = 16
 CLIP_MAX_LENGTH = 48
+SD3_CLIP_MAX_LENGTH = 40  # all bundled prompts fit; PPDiffusers 0.29 SD3 crashes on longer prompts (see notes)
 
 VAE_CONFIG = {
     "in_channels": 3, "out_channels": 3,
