@@ -239,9 +239,9 @@ def test_half_precision_within_dtype_rounding(fused, dtype, layout, order):
     if order:
         value, gap = make(20), 2.0
         old = [make(30 + k) for k in range(order + 1)]
-        new = fused.ladder_update(list(old), value, gap, order)
         ref = upcast_reference(lambda v, o: fallback.divided_differences(v, o, gap, order), value, old, dtype=dtype)
         magnitude = max(float(np.abs(np32(t)).max()) for t in old + [value])
+        new = fused.ladder_update(list(old), value, gap, order)  # overwrites old[1:]
         for k, (g, r) in enumerate(zip(new, ref)):
             # F_k sums 2^k rounded terms divided by gap^k; rounding F_{k-1} first adds one ulp of F_{k-1} per level
             assert_close_in_dtype(g, r, dtype, magnitude * (2 / gap) ** k * (k + 1))
@@ -492,8 +492,8 @@ open(os.environ["ELAPSED_FILE"], "w").write(str(time.time() - start))
 
 
 def test_import_does_not_build(tmp_path):
-    result = run_python("import ppcache, ppcache.ops, ppcache.predictors, sys; "
-                        "print('paddle.utils.cpp_extension' in sys.modules)",
+    result = run_python("import ppcache, ppcache.ops, ppcache.predictors, ppcache.policies; "
+                        "print(ppcache.ops.build._state['loaded'])",
                         {"PPCACHE_OPS_CACHE": str(tmp_path / "cache")})
-    assert result.returncode == 0 and result.stdout.strip() == "False" and result.stderr == ""
+    assert result.returncode == 0 and result.stdout.strip() == "None" and result.stderr == ""
     assert not (tmp_path / "cache").exists()

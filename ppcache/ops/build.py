@@ -96,12 +96,13 @@ def _silenced(log_path):
     """Sends fds 1 and 2 (the compiler subprocess included), Python prints and warnings to `log_path`."""
     sys.stdout.flush()
     sys.stderr.flush()
-    with open(log_path, "ab") as log:
+    with open(log_path, "a", buffering=1) as log:
         saved = [os.dup(1), os.dup(2)]
         try:
             os.dup2(log.fileno(), 1)
             os.dup2(log.fileno(), 2)
-            with warnings.catch_warnings():
+            # sys.stdout/stderr may not be fds 1/2 (pytest, Jupyter): redirect the Python objects as well
+            with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 warnings.simplefilter("ignore")
                 yield
         finally:
@@ -222,8 +223,6 @@ def load():
 
     The first failure warns once; later calls return False at once. With PPCACHE_OPS=fused a failure raises.
     """
-    if _state["loaded"] is not None:
-        return _state["loaded"]
     with _lock:
         if _state["loaded"] is None:
             cuda_error = None

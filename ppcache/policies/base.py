@@ -6,6 +6,15 @@ import numpy as np
 from ..engine import Prediction
 
 
+def check_window(where, timestep_end, timestep_start):
+    """The window is [timestep_end, timestep_start] on the 0..1000 scale; an inverted one is an error."""
+    from ..errors import ConfigError
+
+    if timestep_end > timestep_start:
+        raise ConfigError(f"{where}: timestep_end ({timestep_end}) must not exceed timestep_start "
+                          f"({timestep_start}); the window is [timestep_end, timestep_start]")
+
+
 def in_window(t, t_low, t_high):
     """Inclusive timestep window on the 0..1000 scale; an unknown t is outside."""
     return t is not None and t_low <= t <= t_high
@@ -89,6 +98,26 @@ class Policy:
             return tuple(out)
 
         return Prediction(index, produce)
+
+    # final-output helpers (step-level methods) ---------------------------------------------------------------
+    def record_final(self, call, outputs, order, allow_higher):
+        """Feeds the last block's output (image or joint stream) to the step-level ladder."""
+        call.state.ladder(call.key("final"), order).update(outputs[0], call.ctx.step, allow_higher)
+        call.state.set(call.key("final_arity"), len(outputs))
+
+    def final_ready(self, call):
+        final = call.state.get(call.key("final"))
+        return final is not None and final.ready
+
+    def predict_final(self, call):
+        """Skips blocks from the current one to the last; the last block's main stream is extrapolated and its
+        other streams (discarded by the model after the last block) are passed on."""
+        final, arity, step = call.state.get(call.key("final")), call.state.get(call.key("final_arity")), call.ctx.step
+
+        def produce(streams):
+            return (final.predict(step),) + tuple(streams[1:arity])
+
+        return Prediction(len(self.blocks) - 1, produce)
 
     def residual_prediction_of(self, call, index, stream=0, group="block"):
         ladder = call.state.get(call.key(group, index, stream))

@@ -5,7 +5,7 @@ from typing import Callable, Optional
 
 from ..engine import Prediction
 from ..errors import ConfigError
-from .base import Policy, in_window
+from .base import Policy, check_window, in_window
 
 
 @dataclasses.dataclass
@@ -28,9 +28,7 @@ class BlockDanceConfig:
     current_timestep_callback: Optional[Callable] = None
 
     def validate(self, where="cache"):
-        if self.timestep_end > self.timestep_start:
-            raise ConfigError(f"{where}: timestep_end ({self.timestep_end}) must not exceed timestep_start "
-                              f"({self.timestep_start})")
+        check_window(where, self.timestep_end, self.timestep_start)
         if self.refresh_interval < 2 or self.boundary_block < 0:
             raise ConfigError(f"{where}: refresh_interval must be >= 2 and boundary_block >= 0")
 

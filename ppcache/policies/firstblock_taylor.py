@@ -9,7 +9,6 @@ import dataclasses
 from typing import Callable, Optional
 
 from .. import ops
-from ..engine import Prediction
 from ..errors import ConfigError
 from .base import Policy
 
@@ -72,9 +71,8 @@ class FirstBlockTaylorPolicy(Policy):
         step, config = call.ctx.step, self.config
         allow_higher = step >= config.first_enhance - 1
         call.state.ladder(call.key("first"), config.order).update(call.first_output, step, allow_higher)
-        call.state.ladder(call.key("final"), config.order).update(outputs[0], step, allow_higher)
+        self.record_final(call, outputs, config.order, allow_higher)
         call.state.set(call.key("anchor_residual"), call.first_residual)
-        call.state.set(call.key("final_arity"), len(outputs))
         call.state.set(call.key("run"), 0)
 
     def gate_value(self, call):
@@ -97,10 +95,4 @@ class FirstBlockTaylorPolicy(Policy):
         if worst >= self.config.threshold:
             return None
         call.state.set(call.key("run"), call.state.get(call.key("run"), 0) + 1)
-        final = call.state.get(call.key("final"))
-        arity, step = call.state.get(call.key("final_arity")), call.ctx.step
-
-        def produce(streams):  # the last block's streams: predicted image (or joint) stream, others passed on
-            return (final.predict(step),) + tuple(streams[1:arity])
-
-        return Prediction(len(self.blocks) - 1, produce)
+        return self.predict_final(call)

@@ -15,7 +15,7 @@ import paddle
 
 from .. import ops
 from ..errors import ConfigError
-from .base import Policy, in_window, polyval, warn_once
+from .base import Policy, check_window, in_window, polyval, warn_once
 
 # P(t), fitted for FLUX.1-dev by the SortBlock authors, highest power first.
 SORTBLOCK_RATIO_POLY = [5.67621e-14, -1.36659e-10, 1.16246e-7, -3.97725e-5, 0.00361, 0.56088]
@@ -56,9 +56,7 @@ class SortBlockConfig:
     step_num: Optional[int] = None
 
     def validate(self, where="cache"):
-        if self.timestep_end > self.timestep_start:
-            raise ConfigError(f"{where}: timestep_end ({self.timestep_end}) must not exceed timestep_start "
-                              f"({self.timestep_start}); the window is [timestep_end, timestep_start]")
+        check_window(where, self.timestep_end, self.timestep_start)
         if self.step_num2 < 2:
             raise ConfigError(f"{where}.step_num2 must be >= 2 (one FULL step every step_num2 steps), got {self.step_num2}")
         if not 0.0 <= self.beta <= 1.0:

@@ -11,9 +11,8 @@ import dataclasses
 from typing import Callable, List, Optional
 
 from .. import ops
-from ..engine import Prediction
 from ..errors import ConfigError
-from .base import Policy, in_window, polyval
+from .base import Policy, check_window, in_window, polyval
 
 # TeaCache's FLUX rescale polynomial (ali-vilab/TeaCache), highest power first.
 TEACACHE_FLUX_POLY = [4.98651651e02, -2.83781631e02, 5.58554382e01, -3.82021401e00, 2.64230861e-01]
@@ -57,9 +56,7 @@ class TeaBlockCacheConfig:
     current_timestep_callback: Optional[Callable] = None
 
     def validate(self, where="cache"):
-        if self.timestep_end > self.timestep_start:
-            raise ConfigError(f"{where}: timestep_end ({self.timestep_end}) must not exceed timestep_start "
-                              f"({self.timestep_start})")
+        check_window(where, self.timestep_end, self.timestep_start)
         if not 0 <= self.order <= 3 or not 0 <= self.step_order <= 3:
             raise ConfigError(f"{where}.order and step_order must be between 0 and 3")
         for name in ("block_threshold", "single_block_threshold", "step_threshold"):
@@ -108,18 +105,12 @@ class TeaBlockCachePolicy(Policy):
         modulated = self.adapter.modulated_input(self.blocks[0], io)
         accumulated = self._indicator(call, "step", modulated)
         call.record.indicator = accumulated
-        final = call.state.get(call.key("final"))
-        if (not call.window or accumulated is None or final is None or not final.ready
+        if (not call.window or accumulated is None or not self.final_ready(call)
                 or call.ctx.step < config.first_enhance or accumulated >= config.step_threshold):
             call.state.set(call.key("acc", "step"), 0.0)
             return None
         call.step_skipped = True
-        arity, step = call.state.get(call.key("final_arity")), call.ctx.step
-
-        def produce(streams):
-            return (final.predict(step),) + tuple(streams[1:arity])
-
-        return Prediction(len(self.blocks) - 1, produce)
+        return self.predict_final(call)
 
     def decide(self, index, io, call):
         if index == 0 and self.config.step_gate:
@@ -148,7 +139,4 @@ class TeaBlockCachePolicy(Policy):
         """The last block's output at every step that ran the blocks feeds the step gate's ladder."""
         if index != len(self.blocks) - 1 or not self.config.step_gate:
             return
-        step = call.ctx.step
-        ladder = call.state.ladder(call.key("final"), self.config.step_order)
-        ladder.update(outputs[0], step, allow_higher=step >= self.config.first_enhance - 1)
-        call.state.set(call.key("final_arity"), len(outputs))
+        self.record_final(call, outputs, self.config.step_order, call.ctx.step >= self.config.first_enhance - 1)
