@@ -33,7 +33,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import numpy as np
     import paddle
 
     import ppcache
