@@ -17,6 +17,7 @@ from .errors import CheckpointError, ConfigError, PPCacheError, UnsupportedModel
 from .policies import (  # noqa: E402
     BlockDanceConfig,
     DBCacheConfig,
+    DeepCacheConfig,
     FirstBlockTaylorConfig,
     FORAConfig,
     PABConfig,
@@ -33,6 +34,6 @@ __all__ = [
     "apply_cache", "remove_cache", "summary", "generation", "load_config",
     "apply_sort_block", "apply_teablockcache", "apply_firstblock_taylor",
     "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig", "TeaCacheConfig", "DBCacheConfig",
-    "BlockDanceConfig", "TaylorSeerConfig", "FORAConfig", "PABConfig", "TGateConfig",
+    "BlockDanceConfig", "TaylorSeerConfig", "FORAConfig", "PABConfig", "TGateConfig", "DeepCacheConfig",
     "CheckpointError", "ConfigError", "PPCacheError", "UnsupportedModelError", "__version__",
 ]

@@ -8,10 +8,11 @@ from .errors import ConfigError, PPCacheError
 
 
 def _split(target):
-    """(pipeline or None, transformer)."""
-    transformer = getattr(target, "transformer", None)
-    if transformer is not None and hasattr(target, "scheduler"):
-        return target, transformer
+    """(pipeline or None, denoiser): a pipeline's transformer, or its unet (SD / SDXL pipelines)."""
+    for name in ("transformer", "unet"):
+        model = getattr(target, name, None)
+        if model is not None and hasattr(target, "scheduler"):
+            return target, model
     return None, target
 
 

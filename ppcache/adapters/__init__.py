@@ -3,9 +3,11 @@ from ..errors import UnsupportedModelError
 from .base import Adapter, BlockIO
 from .flux import FluxAdapter
 from .sd3 import SD3Adapter
+from .unet import UNetAdapter
 
-ADAPTERS = [SD3Adapter, FluxAdapter]
-SUPPORTED = "FLUX (ppcache FluxTransformer2DModel, PPDiffusers FLUX), SD3 (PPDiffusers SD3Transformer2DModel)"
+ADAPTERS = [SD3Adapter, UNetAdapter, FluxAdapter]
+SUPPORTED = ("FLUX (ppcache FluxTransformer2DModel, PPDiffusers FLUX), SD3 (PPDiffusers SD3Transformer2DModel), "
+             "UNet (PPDiffusers UNet2DConditionModel, DeepCache only)")
 
 
 def adapter_for(transformer):
@@ -16,4 +18,4 @@ def adapter_for(transformer):
         f"ppcache cannot cache a {type(transformer).__name__}; supported model families: {SUPPORTED}")
 
 
-__all__ = ["Adapter", "BlockIO", "adapter_for", "FluxAdapter", "SD3Adapter", "SUPPORTED"]
+__all__ = ["Adapter", "BlockIO", "adapter_for", "FluxAdapter", "SD3Adapter", "UNetAdapter", "SUPPORTED"]

@@ -2,6 +2,7 @@
 from ..config import register_method
 from .blockdance import BlockDanceConfig, BlockDancePolicy
 from .dbcache import DBCacheConfig, DBCachePolicy
+from .deepcache import DeepCacheConfig, DeepCachePolicy
 from .firstblock_taylor import FirstBlockTaylorConfig, FirstBlockTaylorPolicy
 from .fora import FORAConfig, FORAPolicy
 from .pab import PABConfig, PABPolicy
@@ -22,6 +23,7 @@ POLICIES = {
     "fora": (FORAConfig, FORAPolicy),
     "pab": (PABConfig, PABPolicy),
     "tgate": (TGateConfig, TGatePolicy),
+    "deepcache": (DeepCacheConfig, DeepCachePolicy),
 }
 
 for _name, (_config, _policy) in POLICIES.items():
@@ -37,4 +39,4 @@ def policy_for(config):
 
 __all__ = ["POLICIES", "policy_for", "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig",
            "TeaCacheConfig", "DBCacheConfig", "BlockDanceConfig", "TaylorSeerConfig", "FORAConfig", "PABConfig",
-           "TGateConfig"]
+           "TGateConfig", "DeepCacheConfig"]

@@ -35,12 +35,20 @@ def warn_once(owner, message):
 class Policy:
     name = "base"
     component_level = False  # True: the engine also wraps block components (attention, MLPs)
+    supported_families = ("flux", "sd3")  # adapter families this method can cache
 
     def __init__(self, config):
         self.config = config
         self.engine = None
 
     def bind(self, engine):
+        if engine.adapter.family not in self.supported_families:
+            from ..errors import UnsupportedModelError
+
+            raise UnsupportedModelError(
+                f"method {self.name!r} cannot cache a {type(engine.transformer).__name__} (family "
+                f"{engine.adapter.family!r}); it supports: {', '.join(self.supported_families)}"
+                + ("; for UNet pipelines use method: deepcache" if engine.adapter.family == "unet" else ""))
         self.engine = engine
         self.adapter = engine.adapter
         self.blocks = engine.blocks
