@@ -60,7 +60,8 @@ def _attach_scheduler(pipe, engine):
 
 
 def apply_cache(target, config):
-    """Caches `target` (a FluxPipeline / StableDiffusion3Pipeline, or a bare transformer) with `config`.
+    """Caches `target` (a FluxPipeline / StableDiffusion3Pipeline, or a bare transformer; for DeepCache a
+    StableDiffusionPipeline / StableDiffusionXLPipeline or a bare UNet2DConditionModel) with `config`.
 
     `config`: a YAML path, a `PPCacheConfig`, a `cache:` dict, or a method config (SortBlockConfig, ...).
     With a pipeline, generations and steps come from its scheduler; with a bare transformer, from the
