@@ -29,6 +29,9 @@ def parse_args(argv=None):
     parser.add_argument("--arch", choices=["flux", "sd3"], default="flux")
     parser.add_argument("--out", required=True, help="pipeline directory to write")
     parser.add_argument("--vae-from", help="reuse a trained VAE directory instead of training one")
+    parser.add_argument("--resume", help="continue training the transformer of this pipeline directory (its VAE, "
+                                         "tokenizers and text encoders are kept)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for Paddle's kernels")
     parser.add_argument("--samples-per-subject", type=int, default=400)
     parser.add_argument("--vae-iters", type=int, default=400)
     parser.add_argument("--iters", type=int, default=1500)
@@ -137,8 +140,11 @@ def main(argv=None):
     from ppcache.pipelines.loading import load_pipeline
 
     start = time.time()
+    paddle.base.core.set_num_threads(args.threads)
     paddle.seed(args.seed)
     out = args.out
+    if args.resume:
+        return resume(args, start)
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(out)
@@ -180,6 +186,33 @@ def main(argv=None):
         from ppcache.tiny.report import sample_grid
 
         sample_grid(out, args.grid)
+
+
+def resume(args, start):
+    """More transformer training on an existing pipeline directory (same data, seed offset by the iterations
+    already run so the batches differ)."""
+    from ppcache.models.loading import save_module
+    from ppcache.pipelines.loading import load_pipeline
+
+    if os.path.abspath(args.resume) != os.path.abspath(args.out):
+        if os.path.exists(args.out):
+            shutil.rmtree(args.out)
+        shutil.copytree(args.resume, args.out)
+    images, labels = dataset.build_dataset(args.samples_per_subject, seed=args.seed)
+    pipe = load_pipeline(args.out)
+    vae, transformer = pipe.vae, pipe.transformer
+    latents = ((encode_latents(vae, images) - vae.config.shift_factor) * vae.config.scaling_factor).astype(np.float32)
+    conditions = text_conditions(pipe, args.arch)
+    loss = train_flow(transformer, make_predict(args.arch, conditions), latents, conditions, labels,
+                      args.iters, args.batch_size, args.seed + 1, lr=args.lr)
+    name = "FluxTransformer2DModel" if args.arch == "flux" else "SD3Transformer2DModel"
+    save_module(transformer, os.path.join(args.out, "transformer"), class_name=name)
+    print(f"resumed {args.arch} for {args.iters} iterations in {(time.time() - start) / 60:.1f} min, "
+          f"final loss {loss:.4f}", flush=True)
+    if args.grid:
+        from ppcache.tiny.report import sample_grid
+
+        sample_grid(args.out, args.grid)
 
 
 if __name__ == "__main__":
