@@ -126,6 +126,24 @@ def test_divided_differences_match_fallback_fp32(fused, layout, order, old_len):
             assert (updated[k] is old[k]) == old[k].is_contiguous()
 
 
+def test_large_fp32_outputs_are_bit_identical(fused):
+    """Outputs of 8 MiB and more take the streaming-store path; an odd element count exercises its tail."""
+    shape = [2, 1031, 1021]  # 2,105,302 elements (8.4 MB), not a multiple of 4
+    factors, base, value = [rand(shape, k) for k in range(4)], rand(shape, 7), rand(shape, 8)
+    for m in (1, 2, 3, 4):
+        np.testing.assert_array_equal(fused.taylor_eval_add(base, factors[:m], COEFFS).numpy(),
+                                      fallback.taylor_eval_add(base, factors[:m], COEFFS).numpy())
+        np.testing.assert_array_equal(fused.taylor_eval(factors[:m], COEFFS).numpy(),
+                                      fallback.taylor_eval(factors[:m], COEFFS).numpy())
+    for order in (1, 2, 3):
+        old = [f.clone() for f in factors]
+        reference = fallback.divided_differences(value, old, 3.0, order)
+        updated = fused.ladder_update(old, value, 3.0, order)
+        assert all(updated[k] is old[k] for k in range(1, order + 1))
+        for got, ref in zip(updated, reference):
+            np.testing.assert_array_equal(got.numpy(), ref.numpy())
+
+
 def test_ladder_update_through_taylor_ladder(fused, restore_backend):
     """TaylorLadder (predictors.py) gives the same predictions on both backends; the fused one reuses buffers."""
     steps = [(0, True), (1, True), (2, False), (3, True), (5, True), (6, True), (9, True), (10, True)]
@@ -203,6 +221,36 @@ def test_all_finite_matches_fallback(fused):
         assert not bool(fused.all_finite([a, c])) and not bool(fallback.all_finite([a, c]))
     assert fused.all_finite([None]) is NotImplemented and bool(ops.all_finite([None]))
     assert fused.all_finite([a]).shape == fallback.all_finite([a]).shape == []
+
+
+@pytest.mark.parametrize("order", [0, 1, 2, 3])
+def test_public_ops_match_a_float64_reference(order, restore_backend):
+    """Whatever backend is active (fused, or the fallback under PPCACHE_OPS=eager), the public ops compute the
+    documented formulas."""
+    ops.set_backend(None)
+    make = views(700 + order)["channel_slice"]
+    factors, base, value = [make(k) for k in range(order + 1)], make(8), make(9)
+    f64 = [np32(t).astype(np.float64) for t in factors]
+    expected = sum(f * c for f, c in zip(f64, COEFFS))
+    np.testing.assert_allclose(np32(ops.taylor_eval(factors, COEFFS)), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np32(ops.taylor_eval_add(base, factors, COEFFS)),
+                               np32(base).astype(np.float64) + expected, rtol=1e-5, atol=1e-5)
+    ladder, gap = list(factors), 2.0
+    want = [np32(value).astype(np.float64)]
+    for k in range(min(order, len(f64))):
+        want.append((want[k] - f64[k]) / gap)
+    got = ops.ladder_update(ladder, value, gap, order)
+    assert len(got) == len(want) and got[0] is value
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(np32(g), w, rtol=1e-5, atol=1e-5)
+    a, b = np32(base).astype(np.float64), np32(value).astype(np.float64)
+    rel = np.abs(a - b).mean((1, 2)) / np.abs(b).mean((1, 2))
+    np.testing.assert_allclose(ops.rel_l1(base, value).numpy(), rel, rtol=1e-5)
+    x, y = a[..., :11], b[..., :11]
+    cos = ((x * y).sum(-1) / (np.sqrt((x * x).sum(-1)) * np.sqrt((y * y).sum(-1)))).mean(1)
+    np.testing.assert_allclose(ops.channel_cosine(base, value, 11).numpy(), cos, rtol=1e-5, atol=1e-6)
+    assert bool(ops.all_finite([base, None, value]))
+    assert not bool(ops.all_finite([base, value / 0.0]))
 
 
 # ---- fp16 / bf16 ------------------------------------------------------------------------------------------
@@ -305,7 +353,8 @@ def run_python(code, env_extra, timeout=600):
 
 # A cached generation on a small random FLUX transformer, through the engine and every policy's ops calls.
 GENERATION = """
-import numpy as np, paddle, ppcache
+import ppcache  # first: it quiets Paddle's import-time warnings
+import numpy as np, paddle
 from ppcache.models import FluxTransformer2DModel
 from ppcache.pipelines.flux import FluxPipeline
 
@@ -446,6 +495,7 @@ print(ops.backend())
 
 def test_a_failing_compiler_warns_once_and_falls_back(tmp_path):
     code = """
+import ppcache
 import paddle
 from ppcache import ops
 x = paddle.ones([2, 3, 4])
@@ -463,6 +513,7 @@ def test_concurrent_first_builds_share_one_quiet_cached_build(fused, tmp_path):
     complete cache entry; a third process loads it without compiling."""
     cache = tmp_path / "cache"
     code = """
+import ppcache
 import os, time, paddle
 from ppcache import ops
 from ppcache.ops import build

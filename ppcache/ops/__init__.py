@@ -25,8 +25,8 @@ def _requested():
 
 def _resolve():
     global _active, _resolved
-    active = None
-    if _requested() != "eager" and build.load():  # builds once; warns once (auto) or raises (fused)
+    active, choice = None, _requested()
+    if choice != "eager" and build.load(required=choice == "fused"):  # builds once; warns once or raises
         from . import fused as active
     _active, _resolved = active, True
     return active

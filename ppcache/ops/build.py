@@ -10,6 +10,11 @@ Environment:
     PPCACHE_OPS=auto|fused|eager   auto (default): fused when it builds, else eager with one warning;
                                    fused: a build failure raises; eager: never build, always eager Paddle.
     PPCACHE_OPS_CACHE=DIR          cache directory (default: $XDG_CACHE_HOME/ppcache/ops or ~/.cache/ppcache/ops).
+    PPCACHE_OPS_THREADS=N          OpenMP threads of the CPU kernels (default: OpenMP's, i.e. OMP_NUM_THREADS,
+                                   which Paddle sets to 1 at import unless the user set it).
+
+A failed build is remembered in the cache (`*.failed`, with the compiler it used) so that later processes fall
+back at once instead of retrying; it is retried when the compiler changes or the marker is deleted.
 """
 import contextlib
 import hashlib
@@ -218,10 +223,11 @@ _lock = threading.Lock()
 _state = {"loaded": None, "error": None, "warned": False, "cuda": False}
 
 
-def load():
+def load(required=False):
     """True when the fused ops are registered in this process (building them if needed), else False.
 
-    The first failure warns once; later calls return False at once. With PPCACHE_OPS=fused a failure raises.
+    The first failure warns once; later calls return False at once. When `required` (or PPCACHE_OPS=fused) a
+    failure raises OpsBuildError instead.
     """
     with _lock:
         if _state["loaded"] is None:
@@ -242,7 +248,7 @@ def load():
                 warnings.warn(f"ppcache: CUDA fused ops unavailable, GPU tensors use eager Paddle ({cuda_error})",
                               OpsBuildWarning, stacklevel=5)
     if not _state["loaded"]:
-        if os.environ.get("PPCACHE_OPS", "").strip().lower() == "fused":
+        if required or os.environ.get("PPCACHE_OPS", "").strip().lower() == "fused":
             raise OpsBuildError(f"PPCACHE_OPS=fused but the fused ops are unavailable: {_state['error']}")
         if not _state["warned"]:
             _state["warned"] = True

@@ -16,14 +16,62 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define PPCACHE_STREAMING_STORES 1
+#endif
+#include <type_traits>
 
 namespace ppcache {
 namespace {
 
 constexpr int64_t kParallelMin = 1 << 15;  // elements below which one thread does the work
 constexpr int64_t kBlock = 1024;           // float32 partial sums per block, blocks summed in double
+
+// Threads of our parallel regions, read once: PPCACHE_OPS_THREADS, else OMP_NUM_THREADS as the process
+// environment holds it now (Paddle sets it to 1 at import unless the user did; libgomp may have read the
+// environment before that), else OpenMP's default. One thread opens no parallel region at all.
+int Threads() {
+  static const int threads = [] {
+    int n = 0;
+    for (const char* name : {"PPCACHE_OPS_THREADS", "OMP_NUM_THREADS"}) {
+      const char* env = std::getenv(name);
+      if (n <= 0 && env) n = std::atoi(env);
+    }
+#ifdef _OPENMP
+    if (n <= 0) n = omp_get_max_threads();
+#endif
+    return n > 0 ? n : 1;
+  }();
+  return threads;
+}
+
+inline bool Parallel(int64_t work) { return work >= kParallelMin && Threads() > 1; }
+
+// A large new output is written once, right after Paddle's allocator mapped it: ask for transparent huge pages
+// (as numpy does) so that first touch costs a few 2 MiB faults instead of one fault per 4 KiB page. A hint only.
+void AdviseHugePages(void* ptr, int64_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  if (bytes < static_cast<int64_t>(4 * kHuge)) return;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(ptr) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(ptr) + static_cast<uintptr_t>(bytes)) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)ptr;
+  (void)bytes;
+#endif
+}
 
 #define PPCACHE_DISPATCH(dtype, ...)                                                 \
   switch (dtype) {                                                                   \
@@ -61,16 +109,110 @@ void CheckSame(const paddle::Tensor& a, const paddle::Tensor& b, const char* wha
   PD_CHECK(a.dtype() == b.dtype(), "ppcache ", what, ": dtypes differ");
 }
 
+// ---- float32 streaming paths ------------------------------------------------------------------------------
+// Large float32 outputs are written with non-temporal stores: they do not fit in cache anyway, and bypassing it
+// saves the read-for-ownership of every output line. Same IEEE single operations in the same order as the
+// generic loops, so the results are bit-identical; used only when every output is 16-byte aligned.
+constexpr int64_t kStreamMinBytes = int64_t(8) << 20;
+
+inline bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+template <int N, bool kBase>
+bool TaylorStreamF32(const float* base, const float* const* f, const float* c, float* out, int64_t n) {
+#ifdef PPCACHE_STREAMING_STORES
+  if (n * static_cast<int64_t>(sizeof(float)) < kStreamMinBytes || !Aligned16(out)) return false;
+  const float* f0 = f[0];
+  const float* f1 = N > 1 ? f[1] : nullptr;
+  const float* f2 = N > 2 ? f[2] : nullptr;
+  const float* f3 = N > 3 ? f[3] : nullptr;
+  const __m128 c1 = _mm_set1_ps(N > 1 ? c[1] : 0.f), c2 = _mm_set1_ps(N > 2 ? c[2] : 0.f);
+  const __m128 c3 = _mm_set1_ps(N > 3 ? c[3] : 0.f);
+  const int64_t n4 = n & ~int64_t(3);
+#pragma omp parallel for schedule(static) num_threads(Threads()) if (Parallel(n))
+  for (int64_t i = 0; i < n4; i += 4) {
+    __m128 acc = kBase ? _mm_add_ps(_mm_loadu_ps(base + i), _mm_loadu_ps(f0 + i)) : _mm_loadu_ps(f0 + i);
+    if (N > 1) acc = _mm_add_ps(acc, _mm_mul_ps(_mm_loadu_ps(f1 + i), c1));
+    if (N > 2) acc = _mm_add_ps(acc, _mm_mul_ps(_mm_loadu_ps(f2 + i), c2));
+    if (N > 3) acc = _mm_add_ps(acc, _mm_mul_ps(_mm_loadu_ps(f3 + i), c3));
+    _mm_stream_ps(out + i, acc);
+  }
+  _mm_sfence();
+  for (int64_t i = n4; i < n; ++i) {
+    float acc = kBase ? base[i] + f0[i] : f0[i];
+    if (N > 1) acc = acc + f1[i] * c[1];
+    if (N > 2) acc = acc + f2[i] * c[2];
+    if (N > 3) acc = acc + f3[i] * c[3];
+    out[i] = acc;
+  }
+  return true;
+#else
+  (void)base, (void)f, (void)c, (void)out, (void)n;
+  return false;
+#endif
+}
+
+template <int N>
+bool LadderStreamF32(const float* v, const float* const* old, float* const* out, float gap, int64_t n) {
+#ifdef PPCACHE_STREAMING_STORES
+  if (n * static_cast<int64_t>(sizeof(float)) < kStreamMinBytes) return false;
+  for (int k = 0; k < N; ++k) {
+    if (!Aligned16(out[k])) return false;
+  }
+  const float* o0 = old[0];
+  const float* o1 = N > 1 ? old[1] : nullptr;
+  const float* o2 = N > 2 ? old[2] : nullptr;
+  float* w0 = out[0];
+  float* w1 = N > 1 ? out[1] : nullptr;
+  float* w2 = N > 2 ? out[2] : nullptr;
+  const __m128 g = _mm_set1_ps(gap);
+  const int64_t n4 = n & ~int64_t(3);
+  // out[k] may alias old[k + 1]: the four old values of each are loaded before the four new ones are stored
+#pragma omp parallel for schedule(static) num_threads(Threads()) if (Parallel(n))
+  for (int64_t i = 0; i < n4; i += 4) {
+    const __m128 a0 = _mm_loadu_ps(o0 + i);
+    const __m128 a1 = N > 1 ? _mm_loadu_ps(o1 + i) : _mm_setzero_ps();
+    const __m128 a2 = N > 2 ? _mm_loadu_ps(o2 + i) : _mm_setzero_ps();
+    __m128 cur = _mm_div_ps(_mm_sub_ps(_mm_loadu_ps(v + i), a0), g);
+    _mm_stream_ps(w0 + i, cur);
+    if (N > 1) {
+      cur = _mm_div_ps(_mm_sub_ps(cur, a1), g);
+      _mm_stream_ps(w1 + i, cur);
+    }
+    if (N > 2) {
+      cur = _mm_div_ps(_mm_sub_ps(cur, a2), g);
+      _mm_stream_ps(w2 + i, cur);
+    }
+  }
+  _mm_sfence();
+  for (int64_t i = n4; i < n; ++i) {
+    const float a0 = o0[i];
+    const float a1 = N > 1 ? o1[i] : 0.f;
+    const float a2 = N > 2 ? o2[i] : 0.f;
+    float cur = (v[i] - a0) / gap;
+    w0[i] = cur;
+    if (N > 1) w1[i] = cur = (cur - a1) / gap;
+    if (N > 2) w2[i] = cur = (cur - a2) / gap;
+  }
+  return true;
+#else
+  (void)v, (void)old, (void)out, (void)gap, (void)n;
+  return false;
+#endif
+}
+
 // ---- prediction ------------------------------------------------------------------------------------------
 template <typename T, int N, bool kBase>
 void TaylorKernel(const T* base, const T* const* f, const float* c, T* out, int64_t n) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (TaylorStreamF32<N, kBase>(base, f, c, out, n)) return;
+  }
   using R = Round<T>;
   const T* f0 = f[0];
   const T* f1 = N > 1 ? f[1] : nullptr;
   const T* f2 = N > 2 ? f[2] : nullptr;
   const T* f3 = N > 3 ? f[3] : nullptr;
   const float c1 = N > 1 ? c[1] : 0.f, c2 = N > 2 ? c[2] : 0.f, c3 = N > 3 ? c[3] : 0.f;
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for simd schedule(static) num_threads(Threads()) if (Parallel(n))
   for (int64_t i = 0; i < n; ++i) {
     float acc = kBase ? R::apply(Load(base, i) + Load(f0, i)) : Load(f0, i);
     if (N > 1) acc = R::apply(acc + R::apply(Load(f1, i) * c1));
@@ -102,6 +244,7 @@ std::vector<paddle::Tensor> TaylorCPU(const paddle::Tensor* base, const std::vec
   const int64_t n = f0.numel();
   const int k = static_cast<int>(factors.size());
   PPCACHE_DISPATCH(f0.dtype(), {
+    AdviseHugePages(out.data<T>(), n * static_cast<int64_t>(sizeof(T)));
     const T* ptrs[4] = {nullptr, nullptr, nullptr, nullptr};
     float c[4] = {1.f, 0.f, 0.f, 0.f};
     for (int j = 0; j < k; ++j) ptrs[j] = factors[j].data<T>();
@@ -143,6 +286,9 @@ std::vector<paddle::Tensor> TaylorEvalAdd(const paddle::Tensor& base, const std:
 // ---- divided differences ---------------------------------------------------------------------------------
 template <typename T, int N>
 void LadderKernel(const T* v, const T* const* old, T* const* out, float gap, int64_t n) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (LadderStreamF32<N>(v, old, out, gap, n)) return;
+  }
   using R = Round<T>;
   const T* o0 = old[0];
   const T* o1 = N > 1 ? old[1] : nullptr;
@@ -152,7 +298,7 @@ void LadderKernel(const T* v, const T* const* old, T* const* out, float gap, int
   T* w2 = N > 2 ? out[2] : nullptr;
   // out[k] may alias old[k + 1] element for element: all old values of element i are read before any write of
   // element i, and no element reads another, so `omp simd` is safe.
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for simd schedule(static) num_threads(Threads()) if (Parallel(n))
   for (int64_t i = 0; i < n; ++i) {
     const float a0 = Load(o0, i);
     const float a1 = N > 1 ? Load(o1, i) : 0.f;
@@ -192,6 +338,7 @@ void LadderUpdate(const paddle::Tensor& value, const std::vector<paddle::Tensor>
     for (int j = 0; j < k; ++j) {
       o[j] = old[j].data<T>();
       w[j] = out[j].data<T>();
+      AdviseHugePages(w[j], n * static_cast<int64_t>(sizeof(T)));  // new buffers; no effect on touched ones
     }
     const float g = Round<T>::apply(gap);
     const T* v = value.data<T>();
@@ -209,7 +356,7 @@ void RelL1Kernel(const T* a, const T* b, int64_t samples, int64_t m, float* out)
     const T* pa = a + s * m;
     const T* pb = b + s * m;
     double diff = 0.0, ref = 0.0;
-#pragma omp parallel for reduction(+ : diff, ref) schedule(static) if (m >= kParallelMin)
+#pragma omp parallel for reduction(+ : diff, ref) schedule(static) num_threads(Threads()) if (Parallel(m))
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int64_t lo = blk * kBlock;
       const int64_t hi = lo + kBlock < m ? lo + kBlock : m;
@@ -255,7 +402,7 @@ void CosineKernel(const T* a, const T* b, int64_t samples, int64_t tokens, int64
                   int64_t channels, float* out) {
   for (int64_t s = 0; s < samples; ++s) {
     double total = 0.0;
-#pragma omp parallel for reduction(+ : total) schedule(static) if (tokens * channels >= kParallelMin)
+#pragma omp parallel for reduction(+ : total) schedule(static) num_threads(Threads()) if (Parallel(tokens * channels))
     for (int64_t t = 0; t < tokens; ++t) {
       const T* ra = a + (s * tokens + t) * ca;
       const T* rb = b + (s * tokens + t) * cb;
@@ -322,7 +469,7 @@ bool FiniteKernel(const T* x, int64_t n) {
   static_assert(sizeof(typename E::U) == sizeof(T), "bit width");
   const typename E::U* bits = reinterpret_cast<const typename E::U*>(x);
   int64_t bad = 0;
-#pragma omp parallel for simd reduction(+ : bad) schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for simd reduction(+ : bad) schedule(static) num_threads(Threads()) if (Parallel(n))
   for (int64_t i = 0; i < n; ++i) bad += (bits[i] & E::kMask) == E::kMask;
   return bad == 0;
 }
