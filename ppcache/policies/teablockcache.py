@@ -28,7 +28,8 @@ class TeaBlockCacheConfig:
         single_block_cache_start: first eligible single-stream block index (FLUX).
         block_threshold / single_block_threshold: per-block accumulator thresholds. The FLUX polynomial adds at
             least 0.18 per step, so a threshold tau allows about tau / 0.18 consecutive skips.
-        order: 0 reuses the cached residual, 1 extrapolates it linearly in the step index.
+        order: 0 reuses the cached residual (the reference; best measured on tiny-flux), 1 extrapolates it
+            linearly in the step index.
         rescale_poly: the indicator's rescale polynomial R, highest power first.
         channel_fraction: leading channels of the modulated input compared by the per-block indicator.
         step_gate: also gate whole steps on block 0 (TeaBlockCache+Taylor).
@@ -43,9 +44,9 @@ class TeaBlockCacheConfig:
     timestep_end: float = 100.0
     block_cache_start: int = 1
     single_block_cache_start: int = 1
-    block_threshold: float = 0.4
-    single_block_threshold: float = 0.4
-    order: int = 1
+    block_threshold: float = 0.7
+    single_block_threshold: float = 0.7
+    order: int = 0
     rescale_poly: List[float] = dataclasses.field(default_factory=lambda: list(TEACACHE_FLUX_POLY))
     channel_fraction: float = 0.125
     step_gate: bool = False
