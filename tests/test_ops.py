@@ -14,7 +14,7 @@ import numpy as np
 import paddle
 import pytest
 
-import ppcache
+import ppcache  # noqa: F401  (quiet Paddle first)
 from ppcache import ops
 from ppcache.ops import build, fallback
 from ppcache.predictors import TaylorLadder
@@ -495,7 +495,7 @@ print(ops.backend())
 
 def test_a_failing_compiler_warns_once_and_falls_back(tmp_path):
     code = """
-import ppcache
+import ppcache  # noqa: F401  (quiet Paddle first)
 import paddle
 from ppcache import ops
 x = paddle.ones([2, 3, 4])
@@ -513,7 +513,7 @@ def test_concurrent_first_builds_share_one_quiet_cached_build(fused, tmp_path):
     complete cache entry; a third process loads it without compiling."""
     cache = tmp_path / "cache"
     code = """
-import ppcache
+import ppcache  # noqa: F401  (quiet Paddle first)
 import os, time, paddle
 from ppcache import ops
 from ppcache.ops import build
@@ -540,6 +540,20 @@ open(os.environ["ELAPSED_FILE"], "w").write(str(time.time() - start))
     assert len(entries) == 1 and (cache / entries[0] / "ok").exists(), entries
     assert (cache / entries[0] / "build.log").stat().st_size > 0
     assert float((tmp_path / "t2").read_text()) < 2.0  # loaded from the cache, not rebuilt
+
+
+def test_old_builds_are_pruned(tmp_path):
+    root = tmp_path / "cache"
+    for name, age_days in (("ppcache_ops-old", 40), ("ppcache_ops-recent", 3), ("ppcache_ops-abc.tmp-x", 2),
+                           ("ppcache_ops-current", 90), ("unrelated", 90)):
+        (root / name).mkdir(parents=True)
+        (root / name / "ok").touch()
+        stamp = __import__("time").time() - age_days * 86400
+        os.utime(root / name / "ok", (stamp, stamp))
+        os.utime(root / name, (stamp, stamp))
+    (root / "ppcache_ops-old.lock").touch()
+    build._prune(str(root), keep="ppcache_ops-current")
+    assert sorted(p.name for p in root.iterdir()) == ["ppcache_ops-current", "ppcache_ops-recent", "unrelated"]
 
 
 def test_import_does_not_build(tmp_path):

@@ -170,6 +170,8 @@ def build_and_load(cuda):
             if os.path.exists(os.path.join(final, "ok")) and os.path.exists(library):
                 with _silenced(os.path.join(final, "load.log")):
                     _register(library)
+                with contextlib.suppress(OSError):
+                    os.utime(os.path.join(final, "ok"))  # last use, for pruning
                 return library
             failed_marker = os.path.join(root, f"{NAME}-{key}.failed")
             fingerprint = toolchain_fingerprint(cuda)
@@ -211,11 +213,37 @@ def build_and_load(cuda):
             except OSError:  # another process won the race without the lock; ours is loaded already
                 shutil.rmtree(staging, ignore_errors=True)
                 return _library_path(staging)
-            return _library_path(final)
+        with contextlib.suppress(OSError):
+            _prune(root, keep=f"{NAME}-{key}")
+        return _library_path(final)
     except OpsBuildError:
         raise
     except Exception as error:  # pragma: no cover - unexpected environment problems
         raise OpsBuildError(f"{type(error).__name__}: {error}") from error
+
+
+PRUNE_AFTER_S = 30 * 24 * 3600
+
+
+def _prune(root, keep):
+    """Drops the builds of other source versions unused for 30 days (other installs may share the cache) and
+    staging directories of builds that died a day ago or more."""
+    import time
+
+    now = time.time()
+    for entry in os.listdir(root):
+        path = os.path.join(root, entry)
+        if not entry.startswith(NAME + "-") or entry == keep or not os.path.isdir(path):
+            continue
+        marker = os.path.join(path, "ok")
+        limit = 24 * 3600 if ".tmp-" in entry else PRUNE_AFTER_S
+        with contextlib.suppress(OSError):
+            last_use = os.path.getmtime(marker if os.path.exists(marker) else path)
+            if now - last_use > limit:
+                shutil.rmtree(path, ignore_errors=True)
+                for suffix in (".lock", ".failed"):
+                    with contextlib.suppress(OSError):
+                        os.remove(path + suffix)
 
 
 # ---- process-wide state ----------------------------------------------------------------------------------
