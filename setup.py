@@ -12,7 +12,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["ppcache", "ppcache.*"]),
-    package_data={"ppcache": ["assets/*/*.json", "assets/*/*/*"]},
+    package_data={"ppcache": ["assets/*/*.json", "assets/*/*/*", "ops/csrc/*"]},
     include_package_data=True,
     python_requires=">=3.9",
     install_requires=[

@@ -133,7 +133,7 @@ class SortBlockPolicy(Policy):
         residual = outputs[0] - io.streams[0]
         channels = self._channels(residual)
         if call.phase == FULL:
-            call.state.set(call.key("full", index), residual[..., :channels])
+            call.state.set(call.key("full", index), residual[..., :channels].clone())  # not a view: frees the rest
         elif call.phase == SELECT:
             call.cosines[index] = self._cosine(call, index, residual)
 
