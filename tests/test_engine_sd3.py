@@ -10,6 +10,15 @@ METHODS = {
     "sortblock": SortBlockConfig(),
     "teablockcache": TeaBlockCacheConfig(step_gate=True),
     "firstblock_taylor": FirstBlockTaylorConfig(),
+    "teacache": ppcache.TeaCacheConfig(),
+    "fbcache": ppcache.DBCacheConfig(residual_diff_threshold=0.3),
+    "dbcache": ppcache.DBCacheConfig(Fn_compute_blocks=2, Bn_compute_blocks=1, residual_diff_threshold=0.3,
+                                     calibrator_order=1),
+    "taylorseer": ppcache.TaylorSeerConfig(),
+    "fora": ppcache.FORAConfig(),
+    "blockdance": ppcache.BlockDanceConfig(),
+    "pab": ppcache.PABConfig(),
+    "tgate": ppcache.TGateConfig(gate_step=6),
 }
 
 
