@@ -21,7 +21,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchmark_overhead import TIMING_MODEL  # noqa: E402  (the same FLUX-shaped timing model)
 
 SHAPES = ([1, 4096, 3072], [2, 1024, 3072])
 
@@ -108,31 +107,13 @@ def bench_ops(args, paddle, ops, fallback, core):
 
 
 def bench_generation(args, paddle, ops, ppcache):
-    from ppcache.models import FluxTransformer2DModel
-    from ppcache.pipelines.flux import FluxPipeline
-    from ppcache.pipelines.scheduler import FlowMatchEulerDiscreteScheduler, calculate_shift
+    from ppcache.timing import TIMING_MODEL, TimingRun
 
-    paddle.seed(0)
-    model = FluxTransformer2DModel(**TIMING_MODEL).eval()
-    side = int(args.tokens ** 0.5)
-    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True)
-    scheduler.set_timesteps(args.steps, mu=calculate_shift(side * side))
-    timesteps, sigmas = scheduler.timesteps_host, scheduler.sigmas.numpy()
-    x0 = paddle.randn([1, side * side, 64])
-    text, pooled = paddle.randn([1, 64, 256]), paddle.randn([1, 128])
-    image_ids, text_ids = FluxPipeline.latent_image_ids(side, side, "float32"), paddle.zeros([64, 3])
+    run = TimingRun(args.steps, args.tokens)
+    model, side = run.model, run.side
 
-    @paddle.no_grad()
     def generate():
-        x = x0
-        start = time.perf_counter()
-        with ppcache.generation(model, args.steps, timesteps) as gen:
-            for i, t in enumerate(timesteps):
-                gen.step(i, t)
-                v = model(x, text, pooled, paddle.to_tensor([t / 1000]), image_ids, text_ids, return_dict=False)[0]
-                x = x + float(sigmas[i + 1] - sigmas[i]) * v
-        result = x.numpy()
-        return time.perf_counter() - start, result
+        return run.generate(cached=True)
 
     blocks = TIMING_MODEL["num_layers"] + TIMING_MODEL["num_single_layers"]
     print(f"\nwhole cached generation: timing model (hidden 512, {blocks} blocks, {side * side} image + 64 text "

@@ -11,12 +11,8 @@ import glob
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-TIMING_MODEL = dict(in_channels=64, num_layers=3, num_single_layers=9, attention_head_dim=128, num_attention_heads=4,
-                    joint_attention_dim=256, pooled_projection_dim=128, axes_dims_rope=[16, 56, 56])
 
 
 def parse_args(argv=None):
@@ -33,38 +29,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import paddle
-
     import ppcache
-    from ppcache.models import FluxTransformer2DModel
-    from ppcache.pipelines.flux import FluxPipeline
-    from ppcache.pipelines.scheduler import FlowMatchEulerDiscreteScheduler, calculate_shift
+    from ppcache.timing import TimingRun
 
-    paddle.seed(0)
-    model = FluxTransformer2DModel(**TIMING_MODEL).eval()
-    side = int(args.tokens ** 0.5)
-    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True)
-    scheduler.set_timesteps(args.steps, mu=calculate_shift(side * side))
-    timesteps, sigmas = scheduler.timesteps_host, scheduler.sigmas.numpy()
-    x0 = paddle.randn([1, side * side, 64])
-    text, pooled = paddle.randn([1, 64, 256]), paddle.randn([1, 128])
-    image_ids, text_ids = FluxPipeline.latent_image_ids(side, side, "float32"), paddle.zeros([64, 3])
+    run = TimingRun(args.steps, args.tokens)
+    model, side = run.model, run.side
 
-    @paddle.no_grad()
     def generate(cached):
-        x = x0
-        start = time.perf_counter()
-        context = ppcache.generation(model, args.steps, timesteps) if cached else None
-        gen = context.__enter__() if context else None
-        for i, t in enumerate(timesteps):
-            if gen:
-                gen.step(i, t)
-            v = model(x, text, pooled, paddle.to_tensor([t / 1000]), image_ids, text_ids, return_dict=False)[0]
-            x = x + float(sigmas[i + 1] - sigmas[i]) * v
-        if context:
-            context.__exit__(None, None, None)
-        float(x.sum())  # wait for the result
-        return time.perf_counter() - start
+        return run.generate(cached)[0]
 
     def timed(config):
         """Median seconds of stock and cached runs, interleaved."""
