@@ -82,27 +82,39 @@ class Policy:
 
     # residual helpers -------------------------------------------------------------------------------------
     def record_residual(self, call, index, io, outputs, order, allow_higher, group="block"):
-        """Updates the per-stream residual ladders of block `index` (streams with no output are skipped)."""
+        """Updates the per-stream residual ladders of block `index` (streams with no output are skipped);
+        returns the residuals (None where skipped)."""
+        residuals = []
         for stream, (x_in, x_out) in enumerate(zip(io.streams, outputs)):
             if x_in is None or x_out is None:
+                residuals.append(None)
                 continue
-            ladder = call.state.ladder(call.key(group, index, stream), order)
-            ladder.update(x_out - x_in, call.ctx.step, allow_higher)
+            residual = x_out - x_in
+            call.state.ladder(call.key(group, index, stream), order).update(residual, call.ctx.step, allow_higher)
+            residuals.append(residual)
+        return residuals
 
     def has_residual(self, call, index, group="block"):
         ladder = call.state.get(call.key(group, index, 0))
         return ladder is not None and ladder.ready
 
-    def predict_residual(self, call, index, group="block"):
-        """Prediction for block `index` alone: each stream plus its predicted residual."""
+    def predict_residual(self, call, index, group="block", known=None):
+        """Prediction for block `index` alone: each stream plus its predicted residual. `known` maps stream
+        numbers to residual predictions the caller already computed."""
         step = call.ctx.step
         state = call.state
+        known = known or {}
 
         def produce(streams):
             out = []
             for stream, x in enumerate(streams):
                 ladder = state.get(call.key(group, index, stream))
-                out.append(x if x is None or ladder is None else ladder.predict_add(x, step))
+                if x is None or ladder is None:
+                    out.append(x)
+                elif stream in known:
+                    out.append(x + known[stream])
+                else:
+                    out.append(ladder.predict_add(x, step))
             return tuple(out)
 
         return Prediction(index, produce)

@@ -120,17 +120,16 @@ class SortBlockPolicy(Policy):
     def decide(self, index, io, call):
         if call.phase == FULL or index in call.mask or not self.has_residual(call, index):
             return None
-        prediction = self.predict_residual(call, index)
-        if call.phase == SELECT:
-            predicted = self.residual_prediction_of(call, index)
-            call.cosines[index] = self._cosine(call, index, predicted)
-        return prediction
+        if call.phase != SELECT:
+            return self.predict_residual(call, index)
+        predicted = self.residual_prediction_of(call, index)
+        call.cosines[index] = self._cosine(call, index, predicted)
+        return self.predict_residual(call, index, known={0: predicted})
 
     def after_compute(self, index, io, outputs, call):
         config = self.config
         allow_higher = config.prediction_order >= 1 and call.ctx.step >= config.first_enhance - 1
-        self.record_residual(call, index, io, outputs, config.prediction_order, allow_higher)
-        residual = outputs[0] - io.streams[0]
+        residual = self.record_residual(call, index, io, outputs, config.prediction_order, allow_higher)[0]
         channels = self._channels(residual)
         if call.phase == FULL:
             call.state.set(call.key("full", index), residual[..., :channels].clone())  # not a view: frees the rest
