@@ -21,6 +21,7 @@ from .policies import (  # noqa: E402
     FirstBlockTaylorConfig,
     FORAConfig,
     PABConfig,
+    ScheduleConfig,
     SortBlockConfig,
     TaylorSeerConfig,
     TeaBlockCacheConfig,
@@ -34,6 +35,6 @@ __all__ = [
     "apply_cache", "remove_cache", "summary", "generation", "load_config",
     "apply_sort_block", "apply_teablockcache", "apply_firstblock_taylor",
     "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig", "TeaCacheConfig", "DBCacheConfig",
-    "BlockDanceConfig", "TaylorSeerConfig", "FORAConfig", "PABConfig", "TGateConfig", "DeepCacheConfig",
+    "BlockDanceConfig", "TaylorSeerConfig", "FORAConfig", "PABConfig", "TGateConfig", "ScheduleConfig", "DeepCacheConfig",
     "CheckpointError", "ConfigError", "PPCacheError", "UnsupportedModelError", "__version__",
 ]

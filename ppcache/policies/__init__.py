@@ -6,6 +6,7 @@ from .deepcache import DeepCacheConfig, DeepCachePolicy
 from .firstblock_taylor import FirstBlockTaylorConfig, FirstBlockTaylorPolicy
 from .fora import FORAConfig, FORAPolicy
 from .pab import PABConfig, PABPolicy
+from .schedule import ScheduleConfig, SchedulePolicy
 from .sortblock import SortBlockConfig, SortBlockPolicy
 from .teablockcache import TeaBlockCacheConfig, TeaBlockCachePolicy
 from .taylorseer import TaylorSeerConfig, TaylorSeerPolicy
@@ -23,6 +24,7 @@ POLICIES = {
     "fora": (FORAConfig, FORAPolicy),
     "pab": (PABConfig, PABPolicy),
     "tgate": (TGateConfig, TGatePolicy),
+    "schedule": (ScheduleConfig, SchedulePolicy),
     "deepcache": (DeepCacheConfig, DeepCachePolicy),
 }
 
@@ -39,4 +41,4 @@ def policy_for(config):
 
 __all__ = ["POLICIES", "policy_for", "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig",
            "TeaCacheConfig", "DBCacheConfig", "BlockDanceConfig", "TaylorSeerConfig", "FORAConfig", "PABConfig",
-           "TGateConfig", "DeepCacheConfig"]
+           "TGateConfig", "ScheduleConfig", "DeepCacheConfig"]
