@@ -1,0 +1,138 @@
+"""ECAD schedule search: NSGA-II improves a synthetic front, resumes exactly, seeds heuristics, validates its
+YAML, and (tiny) searches the bundled FLUX end to end."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import ppcache  # noqa: F401
+from ppcache.errors import ConfigError
+
+pytest.importorskip("pymoo")
+
+from ppcache.search import (NSGASearch, attention_every_genome, evaluate_candidates, evaluator,  # noqa: E402
+                            fora_genome, heuristic_seeds, hypervolume, load_search_config, no_cache_constraint,
+                            objectives_from_shards, pick, tgate_genome)
+from ppcache.schedule import CacheSchedule  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMPONENTS = [["attn", "ff", "ff_context"]] * 2 + [["attn", "proj_mlp", "proj_out"]] * 2
+N_VAR = 48
+TARGET = np.random.default_rng(7).integers(0, 2, N_VAR).astype(bool)
+
+
+def synthetic(genome):
+    """Quality = share of the target's important bits recomputed; cost = share of ones."""
+    genome = np.asarray(genome, dtype=bool)
+    return float(genome[TARGET].mean()), float(genome.mean())
+
+
+def test_search_improves_synthetic_front():
+    search = NSGASearch(N_VAR, population=12, generations=8, mutation=0.05, crossover_points=2, seed=0)
+    evaluate = evaluator(synthetic)
+    _, first = search.step(evaluate)
+    search.run(evaluate)
+    X, final = search.front()
+    assert search.generation == 8 and len(search.history) == 8
+    assert hypervolume(final) > hypervolume(first)
+    # the front is mutually non-dominated, feasible (no all-ones genome) and its F matches a re-evaluation
+    for i in range(len(final)):
+        for j in range(len(final)):
+            assert not (np.all(final[j] <= final[i]) and np.any(final[j] < final[i]))
+    assert (no_cache_constraint(X) <= 0).all() and not X.all(axis=1).any()
+    np.testing.assert_allclose(final, evaluate(X))
+
+
+def test_resume_gives_the_same_next_generation(tmp_path):
+    evaluate = evaluator(synthetic)
+    path = str(tmp_path / "checkpoint.pkl")
+    interrupted = NSGASearch(N_VAR, population=10, generations=5, crossover_points=3, seed=3, checkpoint=path)
+    for _ in range(2):
+        interrupted.step(evaluate)
+    del interrupted
+    resumed = NSGASearch.resume(path)
+    assert resumed.generation == 2 and len(resumed.history) == 2
+
+    straight = NSGASearch(N_VAR, population=10, generations=5, crossover_points=3, seed=3)
+    for _ in range(2):
+        straight.step(evaluate)
+    np.testing.assert_array_equal(resumed.ask(), straight.ask())
+    resumed._pending = straight._pending = None
+    resumed.run(evaluate)
+    straight.run(evaluate)
+    np.testing.assert_array_equal(resumed.front()[0], straight.front()[0])
+    assert NSGASearch.resume(path).generation == 5  # checkpointed after every generation
+
+
+def test_heuristic_seeds_shapes_and_bits():
+    steps, per_step = 6, 12
+    attention = np.array([c == "attn" for names in COMPONENTS for c in names])
+    fora = fora_genome(COMPONENTS, steps, 3).reshape(steps, per_step)
+    assert fora[[0, 3]].all() and not fora[[1, 2, 4, 5]].any()
+    every = attention_every_genome(COMPONENTS, steps, 2).reshape(steps, per_step)
+    assert every[:, ~attention].all() and every[::2].all() and not every[1::2][:, attention].any()
+    gate = tgate_genome(COMPONENTS, steps, 4).reshape(steps, per_step)
+    assert gate[:4].all() and gate[4:, ~attention].all() and not gate[4:, attention].any()
+    seeds = heuristic_seeds(COMPONENTS, steps, 10, seed=0)
+    assert seeds.shape == (10, steps * per_step) and set(np.unique(seeds)) <= {0, 1}
+    assert len({row.tobytes() for row in seeds}) == 10 and not seeds.all(axis=1).any()
+    assert any((row == fora_genome(COMPONENTS, steps, 2)).all() for row in seeds)
+    schedule = CacheSchedule.from_genome(seeds[0], COMPONENTS, steps)  # genomes are schedules of the model
+    np.testing.assert_array_equal(schedule.to_genome(), seeds[0])
+
+
+def test_sharded_evaluation_merges_to_the_whole():
+    X = heuristic_seeds(COMPONENTS, 4, 7, seed=1)
+    shards = [evaluate_candidates(X, synthetic, rank, 3) for rank in range(3)]
+    assert sorted(shards[1]) == [1, 4]
+    np.testing.assert_allclose(objectives_from_shards(shards, len(X)), evaluator(synthetic)(X))
+    with pytest.raises(ValueError, match="evaluated by no shard"):
+        objectives_from_shards(shards[:2], len(X))
+    assert pick(np.array([[0.5, 0.1], [0.2, 0.4], [0.0, 0.9]])) == {"fast": 0, "balanced": 1, "quality": 2}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("populaton: 8\n", "unknown key search.populaton; allowed keys: model, steps"),
+    ("population: eight\n", "search.population must be int, got 'eight'"),
+    ("mutation: 1.5\n", "search.mutation must be between 0.0 and 1.0, got 1.5"),
+    ("cost: flops\n", "search.cost: 'flops' is not allowed; use one of compute_fraction, macs"),
+    ("- 1\n", "search must be a mapping of keys to values"),
+    ("steps: [1\n", "is not valid YAML"),
+])
+def test_malformed_search_yaml_is_a_one_line_error(tmp_path, text, message):
+    path = tmp_path / "search.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_search_config(str(path))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_example_search_yaml_is_valid():
+    cfg = load_search_config(os.path.join(ROOT, "examples", "ecad_search.yaml"))
+    assert cfg.population == 8 and cfg.generations == 2 and cfg.prompts == 2 and cfg.steps == 10
+
+
+def test_tiny_search_on_flux_end_to_end(flux_pipe, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import search_schedule
+
+    config = tmp_path / "search.yaml"
+    out = tmp_path / "out"
+    config.write_text(f"population: 4\ngenerations: 1\nprompts: 1\nsteps: 4\ncrossover_points: 2\nout: {out}\n")
+    assert search_schedule.main(["--config", str(config)]) == 0
+    printed = capsys.readouterr().out
+    assert "generation 1/1" in printed and "front (compute fraction, SSIM)" in printed
+    assert (out / "front.png").exists() and (out / "checkpoint.pkl").exists()
+    fronts = sorted(os.listdir(out / "front"))
+    assert fronts and all(name.startswith("cf") and name.endswith(".json") for name in fronts)
+    for label in ("fast", "balanced", "quality"):
+        config_path = str(out / f"schedule_{label}.yaml")
+        loaded = ppcache.load_config(config_path)
+        assert loaded.cache.method == "schedule" and loaded.run.steps == 4
+        assert CacheSchedule.load(loaded.cache.path).num_steps == 4
+    # resuming a finished search with more generations continues from the checkpoint
+    config.write_text(config.read_text().replace("generations: 1", "generations: 2"))
+    assert search_schedule.main(["--config", str(config), "--resume"]) == 0
+    assert "resumed" in capsys.readouterr().out

@@ -1,0 +1,156 @@
+"""ECAD schedule search (arXiv 2506.15682): NSGA-II over cache schedules of a pipeline, quality (mean SSIM
+against the uncached images of calibration prompts) against compute, checkpointed every generation.
+
+    python tools/search_schedule.py --config examples/ecad_search.yaml [--resume]
+
+Writes to the config's `out` directory: checkpoint.pkl, front/cf<fraction>.json (the final Pareto front),
+front.png (the front of every generation), schedule_{fast,balanced,quality}.json and a ready-to-run
+schedule_{fast,balanced,quality}.yaml (method: schedule) for each pick. Needs the `search` extra (pymoo,
+matplotlib). Searches cost population x generations x prompts x seeds generations of images: keep them small on CPU.
+"""
+import argparse
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def plot_history(history, path, cost_label):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    colors = plt.cm.viridis([i / max(1, len(history) - 1) for i in range(len(history))])
+    for entry, color in zip(history, colors):
+        F = entry["F"]
+        if len(F):
+            ax.plot(F[:, 1], 1 - F[:, 0], "o-", color=color, label=f"gen {entry['generation']}", markersize=3)
+    ax.set_xlabel(cost_label)
+    ax.set_ylabel("SSIM vs. uncached")
+    ax.set_title("ECAD search: Pareto front per generation")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def describe(F, records, X):
+    parts = []
+    for x, (f1, f2) in zip(X, F):
+        fraction = records.get(x.tobytes(), {}).get("compute_fraction", f2)
+        parts.append(f"({fraction:.3f}, {1 - f1:.4f})")
+    return " ".join(parts)
+
+
+def write_results(cfg, search, objective):
+    import yaml
+
+    from ppcache.search import pick
+
+    X, F = search.front()
+    front_dir = os.path.join(cfg.out, "front")
+    shutil.rmtree(front_dir, ignore_errors=True)
+    os.makedirs(front_dir)
+    paths = []
+    for x, (f1, f2) in zip(X, F):
+        if x.tobytes() not in objective.records:  # evaluated before a --resume: measure it again
+            objective(x)
+        record = objective.records[x.tobytes()]
+        fraction = record.get("compute_fraction", float(x.mean()))
+        name = f"cf{fraction:.2f}"
+        path, k = os.path.join(front_dir, name + ".json"), 1
+        while path in paths:
+            k += 1
+            path = os.path.join(front_dir, f"{name}_{k}.json")
+        schedule = objective.schedule(x, name=name)
+        schedule.config.update({"model": cfg.model, "steps": cfg.steps})
+        schedule.metrics.update({"ssim": 1 - float(f1), "objective_cost": float(f2), **record})
+        schedule.save(path)
+        paths.append(path)
+    picks = {}
+    if len(X):
+        for label, index in pick(F).items():
+            target = os.path.join(cfg.out, f"schedule_{label}.json")
+            shutil.copyfile(paths[index], target)
+            config = {"model": {"path": cfg.model},
+                      "run": {"steps": cfg.steps, "height": cfg.height, "width": cfg.width,
+                              "output": os.path.join(cfg.out, f"schedule_{label}.png")},
+                      "cache": {"method": "schedule", "path": os.path.abspath(target)}}
+            with open(os.path.join(cfg.out, f"schedule_{label}.yaml"), "w") as handle:
+                handle.write(f"# ECAD pick '{label}': SSIM {1 - F[index, 0]:.4f}, cost {F[index, 1]:.4g} "
+                             f"({cfg.cost}); from {os.path.basename(paths[index])}\n")
+                yaml.safe_dump(config, handle, sort_keys=False)
+            picks[label] = paths[index]
+    return paths, picks
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="search YAML (see examples/ecad_search.yaml)")
+    parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pkl")
+    args = parser.parse_args(argv)
+
+    import ppcache  # noqa: F401  (before paddle)
+    from ppcache.errors import ConfigError
+
+    try:
+        from ppcache.search import (NSGASearch, PipelineObjective, evaluator, heuristic_seeds, load_search_config,
+                                    model_components)
+        cfg = load_search_config(args.config)
+        checkpoint = os.path.join(cfg.out, "checkpoint.pkl")
+        if args.resume and not os.path.exists(checkpoint):
+            raise ConfigError(f"--resume: no checkpoint at {checkpoint}")
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    from ppcache.config import resolve_model_path
+    from ppcache.pipelines.loading import load_pipeline
+    from ppcache.tiny.dataset import default_prompts
+
+    os.makedirs(cfg.out, exist_ok=True)
+    pipe = load_pipeline(resolve_model_path(cfg.model))
+    pipe.set_progress_bar_config(disable=True)
+    components = model_components(pipe)
+    prompts = default_prompts()[:cfg.prompts]
+    cases = [(prompt, seed) for prompt in prompts for seed in cfg.seeds]
+    objective = PipelineObjective(pipe, components, cases, cfg.steps, cost=cfg.cost, height=cfg.height,
+                                  width=cfg.width)
+    n_var = cfg.steps * sum(len(c) for c in components)
+    if args.resume:
+        search = NSGASearch.resume(checkpoint, generations=cfg.generations)
+        if search.n_var != n_var:
+            print(f"error: {checkpoint} searches {search.n_var} bits; this config needs {n_var}", file=sys.stderr)
+            return 2
+        print(f"resumed {checkpoint} at generation {search.generation}/{search.generations}")
+    else:
+        seeds = heuristic_seeds(components, cfg.steps, cfg.population, seed=cfg.seed)
+        try:
+            search = NSGASearch(n_var, cfg.population, cfg.generations, cfg.mutation, cfg.crossover_points,
+                                cfg.crossover_prob, cfg.seed, initial=seeds, checkpoint=checkpoint)
+        except ConfigError as error:
+            print(f"error: {args.config}: {error}", file=sys.stderr)
+            return 2
+    print(f"search: {len(components)} blocks x {cfg.steps} steps = {n_var} bits, population {cfg.population}, "
+          f"{len(cases)} calibration images per candidate")
+    cost_label = "compute fraction" if cfg.cost == "compute_fraction" else "MACs"
+    evaluate = evaluator(objective)
+    while not search.done:
+        start = time.perf_counter()
+        X, F = search.step(evaluate)
+        print(f"generation {search.generation}/{search.generations} ({time.perf_counter() - start:.1f} s): "
+              f"front (compute fraction, SSIM) {describe(F, objective.records, X)}", flush=True)
+        plot_history(search.history, os.path.join(cfg.out, "front.png"), cost_label)
+    paths, picks = write_results(cfg, search, objective)
+    print(f"wrote {len(paths)} front schedules to {os.path.join(cfg.out, 'front')}")
+    for label, path in picks.items():
+        print(f"  {label}: {os.path.basename(path)} -> schedule_{label}.json / schedule_{label}.yaml")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
