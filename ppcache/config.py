@@ -172,22 +172,27 @@ def _merge(base, overrides):
     return merged
 
 
+def read_yaml(path, what="config file"):
+    """The parsed YAML document; a missing file or a syntax error is a one-line ConfigError."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path} is not valid YAML{line}: {getattr(error, 'problem', error)}") from None
+
+
 def load_config(path, overrides=None):
     """Reads and validates a ppcache YAML file; returns a `PPCacheConfig`.
 
     `overrides` ({"run": {"steps": 10}, ...}) are merged in before validation (command-line options).
     """
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path} is not valid YAML{line}: {getattr(error, 'problem', error)}") from None
+    data = read_yaml(path)
     if overrides and isinstance(data, (dict, type(None))):
         data = _merge(data or {}, overrides)
     try:

@@ -383,18 +383,9 @@ def search_config_from_dict(data, source="search config"):
 
 def load_search_config(path):
     """Reads and validates a search YAML (flat keys of `SearchConfig`); one-line ConfigError otherwise."""
-    import yaml
+    from ..config import read_yaml
 
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"search config not found: {path}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path} is not valid YAML{line}: {getattr(error, 'problem', error)}") from None
-    return search_config_from_dict(data, source=str(path))
+    return search_config_from_dict(read_yaml(path, "search config"), source=str(path))
 
 
 def pick(F):
