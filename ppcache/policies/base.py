@@ -1,9 +1,21 @@
 """Policy: the "when" half of a method. Shared helpers for windows, residual ladders and predictions."""
+import dataclasses
 import warnings
+from typing import Callable, Optional
 
 import numpy as np
 
 from ..engine import Prediction
+
+
+@dataclasses.dataclass
+class MethodConfig:
+    """Fields every method accepts, for a transformer driven without an attached pipeline:
+    `num_inference_steps` (steps per generation, e.g. to force the last step) and `current_timestep_callback`
+    (returns the host timestep of the current call on the 0..1000 scale, e.g. `lambda: pipe._current_timestep`)."""
+
+    num_inference_steps: Optional[int] = None
+    current_timestep_callback: Optional[Callable] = None
 
 
 def check_window(where, timestep_end, timestep_start):

@@ -1,15 +1,14 @@
 """BlockDance (arXiv 2503.15927): inside a timestep window, the shallow blocks are recomputed only every N steps;
 in between, the state cached after the boundary block is restored and only the deeper blocks run."""
 import dataclasses
-from typing import Callable, Optional
 
 from ..engine import Prediction
 from ..errors import ConfigError
-from .base import Policy, check_window, in_window
+from .base import MethodConfig, Policy, check_window, in_window
 
 
 @dataclasses.dataclass
-class BlockDanceConfig:
+class BlockDanceConfig(MethodConfig):
     """BlockDance (one boundary, cached as the state after it).
 
     Attributes:
@@ -24,8 +23,6 @@ class BlockDanceConfig:
     timestep_end: float = 100.0
     boundary_block: int = 5
     refresh_interval: int = 2
-    num_inference_steps: Optional[int] = None
-    current_timestep_callback: Optional[Callable] = None
 
     def validate(self, where="cache"):
         check_window(where, self.timestep_end, self.timestep_start)

@@ -3,16 +3,15 @@ is the indicator; the middle blocks are skipped by adding their cached span resi
 Taylor calibrator) when the indicator drifted less than the threshold from its anchor; the last Bn blocks always
 run. Guards, in order: warm-up, max cached steps, max consecutive cached steps, threshold."""
 import dataclasses
-from typing import Callable, Optional
 
 from .. import ops
 from ..engine import Prediction
 from ..errors import ConfigError
-from .base import Policy, warn_once
+from .base import MethodConfig, Policy, warn_once
 
 
 @dataclasses.dataclass
-class DBCacheConfig:
+class DBCacheConfig(MethodConfig):
     """DBCache; FBCache is Fn=1, Bn=0, no warm-up.
 
     Attributes:
@@ -36,8 +35,6 @@ class DBCacheConfig:
     max_continuous_cached_steps: int = -1
     calibrator_order: int = -1
     downsample_factor: int = 1
-    num_inference_steps: Optional[int] = None
-    current_timestep_callback: Optional[Callable] = None
 
     def validate(self, where="cache"):
         if self.Fn_compute_blocks < 1:

@@ -6,17 +6,16 @@ the other steps run only the shallow down path and the matching shallow up path,
 its stored output.
 """
 import dataclasses
-from typing import Callable, Optional
 
 from ..engine import Prediction
 from ..errors import ConfigError
-from .base import Policy, warn_once
+from .base import MethodConfig, Policy, warn_once
 
 LAYERS_PER_BRANCH_BLOCK = 3  # block_id = cache_branch_id // 3, layer_id = cache_branch_id % 3 (methods.md §14)
 
 
 @dataclasses.dataclass
-class DeepCacheConfig:
+class DeepCacheConfig(MethodConfig):
     """DeepCache, uniform 1:N schedule (UNet pipelines only: StableDiffusionPipeline, StableDiffusionXLPipeline).
 
     Attributes:
@@ -34,8 +33,6 @@ class DeepCacheConfig:
     method: str = "deepcache"
     cache_interval: int = 3
     cache_branch_id: int = 0
-    num_inference_steps: Optional[int] = None
-    current_timestep_callback: Optional[Callable] = None
 
     def validate(self, where="cache"):
         for field in ("cache_interval", "cache_branch_id"):

@@ -6,15 +6,14 @@ PaddleMIX example). Below the threshold, blocks 1..end are skipped and the last 
 with a Taylor ladder in the step index. The first and last steps and warm-up steps are always computed.
 """
 import dataclasses
-from typing import Callable, Optional
 
 from .. import ops
 from ..errors import ConfigError
-from .base import Policy
+from .base import MethodConfig, Policy
 
 
 @dataclasses.dataclass
-class FirstBlockTaylorConfig:
+class FirstBlockTaylorConfig(MethodConfig):
     """FirstBlock-Taylor.
 
     Attributes:
@@ -37,8 +36,6 @@ class FirstBlockTaylorConfig:
     first_enhance: int = 3
     warmup_steps: int = 3
     max_consecutive: int = -1
-    num_inference_steps: Optional[int] = None
-    current_timestep_callback: Optional[Callable] = None
 
     def validate(self, where="cache"):
         if self.gate not in ("forecast_error", "residual_drift"):

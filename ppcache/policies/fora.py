@@ -2,14 +2,14 @@
 outputs (before the gate); the other steps reuse them under the current step's gates. TaylorSeer at order 0
 with a uniform schedule."""
 import dataclasses
-from typing import Callable, Optional
 
 from ..errors import ConfigError
+from .base import MethodConfig
 from .taylorseer import TaylorSeerPolicy
 
 
 @dataclasses.dataclass
-class FORAConfig:
+class FORAConfig(MethodConfig):
     """FORA.
 
     Attributes:
@@ -23,8 +23,6 @@ class FORAConfig:
     interval: int = 2
     phase: int = 0
     force_last_step: bool = True
-    num_inference_steps: Optional[int] = None
-    current_timestep_callback: Optional[Callable] = None
 
     def validate(self, where="cache"):
         if self.interval < 1 or self.phase < 0:

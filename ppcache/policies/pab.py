@@ -2,14 +2,14 @@
 only every N-th step and its output broadcast to the steps between. On FLUX and SD3 every attention is joint
 self-attention, so one skip range applies."""
 import dataclasses
-from typing import Callable, Optional
 
 from ..errors import ConfigError
+from .base import MethodConfig
 from .component_cache import ComponentPolicy
 
 
 @dataclasses.dataclass
-class PABConfig:
+class PABConfig(MethodConfig):
     """PAB.
 
     Attributes:
@@ -22,8 +22,6 @@ class PABConfig:
     skip_range: int = 2
     timestep_low: float = 100.0
     timestep_high: float = 800.0
-    num_inference_steps: Optional[int] = None
-    current_timestep_callback: Optional[Callable] = None
 
     def validate(self, where="cache"):
         if self.skip_range < 1:

@@ -2,15 +2,15 @@
 A 0 bit with nothing cached yet is computed. A run with another step count remaps the schedule by relative
 position, with a warning."""
 import dataclasses
-from typing import Callable, Optional
 
 from ..errors import ConfigError
+from .base import MethodConfig
 from ..schedule import CacheSchedule, warn_remap
 from .component_cache import ComponentPolicy
 
 
 @dataclasses.dataclass
-class ScheduleConfig:
+class ScheduleConfig(MethodConfig):
     """Static schedule.
 
     Attributes:
@@ -22,8 +22,6 @@ class ScheduleConfig:
     method: str = "schedule"
     path: str = ""
     order: int = 0
-    num_inference_steps: Optional[int] = None
-    current_timestep_callback: Optional[Callable] = None
 
     def validate(self, where="cache"):
         if not self.path:

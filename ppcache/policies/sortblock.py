@@ -8,21 +8,21 @@ its residual at the last FULL step and its residual now (actual if computed, pre
 of each group; the floor(n * rho) + 1 least similar (and ties) are recomputed until the next SELECT.
 """
 import dataclasses
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import numpy as np
 import paddle
 
 from .. import ops
 from ..errors import ConfigError
-from .base import Policy, check_window, in_window, polyval, warn_once
+from .base import MethodConfig, Policy, check_window, in_window, polyval, warn_once
 
 # P(t), fitted for FLUX.1-dev by the SortBlock authors, highest power first.
 SORTBLOCK_RATIO_POLY = [5.67621e-14, -1.36659e-10, 1.16246e-7, -3.97725e-5, 0.00361, 0.56088]
 
 
 @dataclasses.dataclass
-class SortBlockConfig:
+class SortBlockConfig(MethodConfig):
     """SortBlock. Field names follow PaddleMIX's `SortBlockConfig` where they exist.
 
     Attributes:
@@ -50,8 +50,6 @@ class SortBlockConfig:
     first_enhance: int = 3
     ratio_poly: List[float] = dataclasses.field(default_factory=lambda: list(SORTBLOCK_RATIO_POLY))
     channel_fraction: float = 0.125
-    num_inference_steps: Optional[int] = None
-    current_timestep_callback: Optional[Callable] = None
     percentage: Optional[float] = None
     step_num: Optional[int] = None
 

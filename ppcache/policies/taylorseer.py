@@ -3,14 +3,14 @@ update its divided-difference ladder; on the N-1 steps in between, predict each 
 the step offset. FLUX single blocks track their output projection; their attention and MLP input projection are
 not run on predicted steps."""
 import dataclasses
-from typing import Callable, Optional
 
 from ..errors import ConfigError
+from .base import MethodConfig
 from .component_cache import ComponentPolicy
 
 
 @dataclasses.dataclass
-class TaylorSeerConfig:
+class TaylorSeerConfig(MethodConfig):
     """TaylorSeer.
 
     Attributes:
@@ -26,8 +26,6 @@ class TaylorSeerConfig:
     max_order: int = 1
     first_enhance: int = 3
     disable_after_step: int = -1
-    num_inference_steps: Optional[int] = None
-    current_timestep_callback: Optional[Callable] = None
 
     def validate(self, where="cache"):
         if self.interval < 1:

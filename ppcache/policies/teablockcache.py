@@ -8,18 +8,18 @@ Per-block decisions need the block's own input, so this method reads one host va
 does the same); the step gate adds one per step.
 """
 import dataclasses
-from typing import Callable, List, Optional
+from typing import List
 
 from .. import ops
 from ..errors import ConfigError
-from .base import Policy, check_window, in_window, polyval
+from .base import MethodConfig, Policy, check_window, in_window, polyval
 
 # TeaCache's FLUX rescale polynomial (ali-vilab/TeaCache), highest power first.
 TEACACHE_FLUX_POLY = [4.98651651e02, -2.83781631e02, 5.58554382e01, -3.82021401e00, 2.64230861e-01]
 
 
 @dataclasses.dataclass
-class TeaBlockCacheConfig:
+class TeaBlockCacheConfig(MethodConfig):
     """TeaBlockCache (plain, or +Taylor with `step_gate`).
 
     Attributes:
@@ -53,8 +53,6 @@ class TeaBlockCacheConfig:
     step_threshold: float = 0.5
     step_order: int = 1
     first_enhance: int = 1
-    num_inference_steps: Optional[int] = None
-    current_timestep_callback: Optional[Callable] = None
 
     def validate(self, where="cache"):
         check_window(where, self.timestep_end, self.timestep_start)

@@ -2,17 +2,17 @@
 per model and accumulated; while the sum stays under the threshold the whole transformer is skipped and the
 cached residual (last block's output minus block 0's input, image stream) is added back."""
 import dataclasses
-from typing import Callable, List, Optional
+from typing import List
 
 from .. import ops
 from ..engine import Prediction
 from ..errors import ConfigError
-from .base import Policy, polyval
+from .base import MethodConfig, Policy, polyval
 from .teablockcache import TEACACHE_FLUX_POLY
 
 
 @dataclasses.dataclass
-class TeaCacheConfig:
+class TeaCacheConfig(MethodConfig):
     """TeaCache.
 
     Attributes:
@@ -26,8 +26,6 @@ class TeaCacheConfig:
     rel_l1_thresh: float = 0.6
     coefficients: List[float] = dataclasses.field(default_factory=lambda: list(TEACACHE_FLUX_POLY))
     order: int = 0
-    num_inference_steps: Optional[int] = None
-    current_timestep_callback: Optional[Callable] = None
 
     def validate(self, where="cache"):
         if self.rel_l1_thresh < 0:

@@ -3,14 +3,14 @@ schedule of attention-output reuse (image and text) around a gate step that ends
 i < W: compute; i = W: compute and cache; W < i < G - 1: compute every S-th step, reuse otherwise; i = G - 1:
 compute; i >= G: compute every F-th step, reuse otherwise (F = 1 reuses nothing after the gate)."""
 import dataclasses
-from typing import Callable, Optional
 
 from ..errors import ConfigError
+from .base import MethodConfig
 from .component_cache import ComponentPolicy
 
 
 @dataclasses.dataclass
-class TGateConfig:
+class TGateConfig(MethodConfig):
     """T-GATE.
 
     Attributes:
@@ -26,8 +26,6 @@ class TGateConfig:
     warm_up: int = 2
     sp_interval: int = 3
     fi_interval: int = 2
-    num_inference_steps: Optional[int] = None
-    current_timestep_callback: Optional[Callable] = None
 
     def validate(self, where="cache"):
         if min(self.sp_interval, self.fi_interval) < 1 or self.warm_up < 0 or self.gate_step <= self.warm_up:
