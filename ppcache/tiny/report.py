@@ -1,4 +1,4 @@
-"""Sample grids and the "half the steps" difficulty check for a trained pipeline directory."""
+"""Sample grids of a trained pipeline directory."""
 import numpy as np
 
 DEFAULT_STEPS = 20
@@ -41,16 +41,3 @@ def sample_grid(pipeline_dir, path, steps=DEFAULT_STEPS, seeds_per_prompt=2):
     Image.fromarray((grid * 255).round().astype(np.uint8)).save(path)
     return path
 
-
-def half_step_quality(pipeline_dir, steps=DEFAULT_STEPS, seeds=(0,)):
-    """Mean SSIM / PSNR of `steps // 2` steps against `steps` steps, same seeds, no cache."""
-    from ..metrics import mean_quality
-    from ..pipelines.loading import load_pipeline
-    from .dataset import default_prompts
-
-    pipe = load_pipeline(pipeline_dir)
-    prompts = [p for p in default_prompts() for _ in seeds]
-    seed_list = [s for _ in default_prompts() for s in seeds]
-    full = generate(pipe, prompts, steps, seed_list)
-    half = generate(pipe, prompts, steps // 2, seed_list)
-    return mean_quality(half, full)
