@@ -1,5 +1,6 @@
 """ECAD schedule search: NSGA-II improves a synthetic front, resumes exactly, seeds heuristics, validates its
 YAML, and (tiny) searches the bundled FLUX end to end."""
+import json
 import os
 import sys
 
@@ -9,12 +10,11 @@ import pytest
 import ppcache  # noqa: F401
 from ppcache.errors import ConfigError
 
-pytest.importorskip("pymoo")
-
 from ppcache.search import (NSGASearch, attention_every_genome, evaluate_candidates, evaluator,  # noqa: E402
                             fora_genome, heuristic_seeds, hypervolume, load_search_config, no_cache_constraint,
                             objectives_from_shards, pick, tgate_genome)
 from ppcache.schedule import CacheSchedule  # noqa: E402
+from ppcache.search.targets import Point, target_report  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPONENTS = [["attn", "ff", "ff_context"]] * 2 + [["attn", "proj_mlp", "proj_out"]] * 2
@@ -114,16 +114,23 @@ def test_example_search_yaml_is_valid():
 
 
 def test_tiny_search_on_flux_end_to_end(flux_pipe, tmp_path, capsys):
-    pytest.importorskip("matplotlib")
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     import search_schedule
 
     config = tmp_path / "search.yaml"
     out = tmp_path / "out"
-    config.write_text(f"population: 4\ngenerations: 1\nprompts: 1\nsteps: 4\ncrossover_points: 2\nout: {out}\n")
+    config.write_text(f"population: 4\ngenerations: 1\nprompts: 1\nsteps: 4\ncrossover_points: 2\nout: {out}\n"
+                      f"compare: [{ROOT}/configs/fora.yaml]\ntransfer_steps: 6\ntransfer_height: 24\n")
     assert search_schedule.main(["--config", str(config)]) == 0
     printed = capsys.readouterr().out
     assert "generation 1/1" in printed and "front (compute fraction, SSIM)" in printed
+    assert "fora (cf" in printed and "fewer steps (2/4)" in printed
+    targets = json.loads((out / "targets.json").read_text())
+    assert [r["name"] for r in targets["references"]] == ["fora"] and targets["front"]
+    transfer = json.loads((out / "transfer.json").read_text())
+    assert (transfer["steps"], transfer["height"], transfer["width"]) == (6, 24, 32)
+    assert {r["pick"] for r in transfer["rows"]} == {"fast", "balanced", "quality"}
+    assert all(0 < r["compute_fraction"] < 1 and 0 < r["ssim"] <= 1 for r in transfer["rows"])
     assert (out / "front.png").exists() and (out / "checkpoint.pkl").exists()
     fronts = sorted(os.listdir(out / "front"))
     assert fronts and all(name.startswith("cf") and name.endswith(".json") for name in fronts)
@@ -136,3 +143,20 @@ def test_tiny_search_on_flux_end_to_end(flux_pipe, tmp_path, capsys):
     config.write_text(config.read_text().replace("generations: 1", "generations: 2"))
     assert search_schedule.main(["--config", str(config), "--resume"]) == 0
     assert "resumed" in capsys.readouterr().out
+
+
+def test_target_report_on_hand_made_points():
+    front = [Point("a", 0.3, 0.90), Point("b", 0.5, 0.95), Point("c", 0.7, 0.99)]
+    references = [Point("fora", 0.55, 0.94), Point("sortblock", 0.48, 0.96)]
+    fewer = [Point("fewer steps (4/10)", 0.4, 0.93), Point("fewer steps (2/10)", 0.2, 0.5)]
+    lines, summary = target_report(front, references, fewer)
+    text = "\n".join(lines)
+    # fora at 0.55 is beaten by b (0.5, 0.95); 4/10 steps at 0.4 (0.93) is NOT: only a (0.90) costs <= 0.4
+    assert "fora (cf 0.550, SSIM 0.9400): front reaches 0.9500" in text and "-> dominated" in text
+    assert "fewer steps (4/10) (cf 0.400, SSIM 0.9300): front reaches 0.9000 at cf <= 0.400 -> NOT dominated" in text
+    assert "fewer steps (2/10) (cf 0.200, SSIM 0.5000): cheaper than every front point" in text
+    assert summary["front_dominates_references"] is False
+    # best at cf <= 0.5 is b (0.95) < sortblock's 0.96
+    assert summary["best_ssim_at_cf_0.5"] == 0.95 and summary["beats_sortblock"] is False
+    lines, summary = target_report(front + [Point("d", 0.35, 0.97)], references, fewer)
+    assert summary["front_dominates_references"] is True and summary["beats_sortblock"] is True

@@ -95,16 +95,19 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import ppcache  # noqa: F401  (before paddle)
-    from ppcache.errors import ConfigError
+    from ppcache.errors import ConfigError, PPCacheError
+
+    from ppcache.config import load_config
 
     try:
         from ppcache.search import (NSGASearch, PipelineObjective, evaluator, heuristic_seeds, load_search_config,
                                     model_components)
         cfg = load_search_config(args.config)
+        compared = {path: load_config(path) for path in cfg.compare}  # fail now, not after the search
         checkpoint = os.path.join(cfg.out, "checkpoint.pkl")
         if args.resume and not os.path.exists(checkpoint):
             raise ConfigError(f"--resume: no checkpoint at {checkpoint}")
-    except ConfigError as error:
+    except PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -138,18 +141,71 @@ def main(argv=None):
     print(f"search: {len(components)} blocks x {cfg.steps} steps = {n_var} bits, population {cfg.population}, "
           f"{len(cases)} calibration images per candidate")
     cost_label = "compute fraction" if cfg.cost == "compute_fraction" else "MACs"
-    evaluate = evaluator(objective)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=(search.generations - search.generation) * cfg.population, desc="ECAD search",
+               unit="candidate", disable=not sys.stderr.isatty())
+
+    def tracked(genome):
+        result = objective(genome)
+        bar.update(1)
+        return result
+
+    evaluate = evaluator(tracked)
     while not search.done:
         start = time.perf_counter()
         X, F = search.step(evaluate)
-        print(f"generation {search.generation}/{search.generations} ({time.perf_counter() - start:.1f} s): "
-              f"front (compute fraction, SSIM) {describe(F, objective.records, X)}", flush=True)
+        front = describe(F, objective.records, X)
+        bar.set_postfix_str(f"gen {search.generation} front {front}")
+        bar.write(f"generation {search.generation}/{search.generations} ({time.perf_counter() - start:.1f} s): "
+                  f"front (compute fraction, SSIM) {front}")
         plot_history(search.history, os.path.join(cfg.out, "front.png"), cost_label)
+    bar.close()
     paths, picks = write_results(cfg, search, objective)
     print(f"wrote {len(paths)} front schedules to {os.path.join(cfg.out, 'front')}")
     for label, path in picks.items():
         print(f"  {label}: {os.path.basename(path)} -> schedule_{label}.json / schedule_{label}.yaml")
+    report_targets(cfg, pipe, cases, paths, picks, compared)
     return 0
+
+
+def report_targets(cfg, pipe, cases, front_paths, picks, compared):
+    """Prints and writes (targets.json, transfer.json) the front against the compared configs and the
+    fewer-steps baseline on the calibration cases, and the picks run at the transfer setting."""
+    import json
+
+    from ppcache.schedule import CacheSchedule
+    from ppcache.search.targets import Point, Setting, target_report, transfer_rows
+
+    front = []
+    for path in front_paths:
+        metrics = CacheSchedule.load(path).metrics
+        front.append(Point(os.path.basename(path), metrics["compute_fraction"], metrics["ssim"]))
+    if cfg.compare:
+        setting = Setting(pipe, cases, cfg.steps, cfg.height, cfg.width)
+        references = [setting.measure(os.path.splitext(os.path.basename(p))[0], config.cache)
+                      for p, config in compared.items()]
+        lines, summary = target_report(front, references, setting.fewer_steps())
+        print(f"targets on the {len(cases)} calibration images, {cfg.steps} steps:")
+        print("\n".join(lines))
+        with open(os.path.join(cfg.out, "targets.json"), "w") as handle:
+            json.dump({"summary": summary, "references": [vars(p) for p in references],
+                       "front": [vars(p) for p in front]}, handle, indent=2)
+    transfer = (cfg.transfer_steps or cfg.steps, cfg.transfer_height or cfg.height, cfg.transfer_width or cfg.width)
+    if picks and transfer != (cfg.steps, cfg.height, cfg.width):
+        steps, height, width = transfer
+        rows = transfer_rows(Setting(pipe, cases, steps, height, width), picks)
+        searched = {os.path.basename(p.name): p for p in front}
+        print(f"transfer: searched at {cfg.steps} steps {cfg.height}x{cfg.width}, run at {steps} steps "
+              f"{height}x{width}:")
+        for row in rows:
+            origin = searched[os.path.basename(row["schedule"])]
+            row["searched"] = {"compute_fraction": origin.compute_fraction, "ssim": origin.ssim}
+            print(f"  {row['pick']}: searched cf {origin.compute_fraction:.3f} SSIM {origin.ssim:.4f} -> "
+                  f"cf {row['compute_fraction']:.3f} SSIM {row['ssim']:.4f} (fewer steps at that compute "
+                  f"{row['fewer_steps_ssim']:.4f})")
+        with open(os.path.join(cfg.out, "transfer.json"), "w") as handle:
+            json.dump({"steps": steps, "height": height, "width": width, "rows": rows}, handle, indent=2)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import dataclasses
 import os
 import pickle
 import tempfile
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -353,6 +353,12 @@ class SearchConfig:
     seed: int = 0  # NSGA-II's random generator and the random seed genomes
     cost: str = "compute_fraction"  # second objective: compute_fraction or macs
     out: str = "outputs/ecad_search"
+    # run configs measured on the calibration cases beside the front (the ECAD targets); [] skips them
+    compare: List[str] = dataclasses.field(default_factory=lambda: ["configs/fora.yaml", "configs/sortblock.yaml"])
+    # transfer check: the picks run at another step count / resolution (null: the search's own)
+    transfer_steps: Optional[int] = None
+    transfer_height: Optional[int] = None
+    transfer_width: Optional[int] = None
 
     def validate(self, where):
         from ..config import _check_choice, _check_range
@@ -368,6 +374,9 @@ class SearchConfig:
         _check_range(f"{where}.crossover_points", self.crossover_points, 1, 10**6)
         _check_range(f"{where}.seed", self.seed, 0, 2**32 - 1)
         _check_choice(f"{where}.cost", self.cost, ("compute_fraction", "macs"))
+        for key in ("transfer_steps", "transfer_height", "transfer_width"):
+            if getattr(self, key) is not None:
+                _check_range(f"{where}.{key}", getattr(self, key), 1, 8192)
         if not self.seeds:
             raise ConfigError(f"{where}.seeds must list at least one calibration seed")
 

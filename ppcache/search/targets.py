@@ -1,0 +1,117 @@
+"""What a searched front is worth, measured on the same (prompt, seed) cases as the search:
+
+- against FORA, SortBlock and fewer denoising steps without cache (the free baseline), at equal compute;
+- transferred: a schedule searched at one step count and resolution, run at another (remapped by relative
+  step position) against the uncached output and the fewer-steps baseline of that setting.
+"""
+import dataclasses
+import warnings
+
+import numpy as np
+
+from ..metrics import ssim
+
+
+@dataclasses.dataclass
+class Point:
+    name: str
+    compute_fraction: float
+    ssim: float
+
+
+class Setting:
+    """One sampling setting (cases, steps, resolution) with its uncached references, generated once."""
+
+    def __init__(self, pipe, cases, steps, height, width):
+        from .. import remove_cache
+
+        self.pipe, self.cases, self.steps, self.height, self.width = pipe, list(cases), steps, height, width
+        remove_cache(pipe)
+        self.references = self.images(steps)
+
+    def images(self, steps):
+        from ..evaluate import sample
+
+        return [sample(self.pipe, prompt, seed, steps, self.height, self.width)[0] for prompt, seed in self.cases]
+
+    def mean_ssim(self, images):
+        return float(np.mean([ssim(a, r) for a, r in zip(images, self.references)]))
+
+    def measure(self, name, cache_config):
+        """Point of a cache config (any method config, e.g. ScheduleConfig) in this setting."""
+        from .. import apply_cache, remove_cache, summary
+        from ..evaluate import sample
+
+        apply_cache(self.pipe, cache_config)
+        images, fractions = [], []
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a schedule remapped to other steps warns once per run
+                for prompt, seed in self.cases:
+                    images.append(sample(self.pipe, prompt, seed, self.steps, self.height, self.width)[0])
+                    fractions.append(summary(self.pipe)["compute_fraction"])
+        finally:
+            remove_cache(self.pipe)
+        return Point(name, float(np.mean(fractions)), self.mean_ssim(images))
+
+    def fewer_steps(self, fractions=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8)):
+        counts = sorted({max(1, round(self.steps * f)) for f in fractions} - {self.steps})
+        return [Point(f"fewer steps ({k}/{self.steps})", k / self.steps, self.mean_ssim(self.images(k)))
+                for k in counts]
+
+
+def best_ssim_within(front, compute_fraction):
+    """Best SSIM of the front points that cost at most `compute_fraction` (None if none does)."""
+    inside = [p.ssim for p in front if p.compute_fraction <= compute_fraction + 1e-9]
+    return max(inside) if inside else None
+
+
+def interpolate_ssim(points, compute_fraction):
+    points = sorted(points, key=lambda p: p.compute_fraction)
+    return float(np.interp(compute_fraction, [p.compute_fraction for p in points], [p.ssim for p in points]))
+
+
+def dominance_lines(front, others):
+    """One line per reference point: is some front point at most as costly and at least as good?"""
+    lines, verdicts = [], []
+    for point in others:
+        best = best_ssim_within(front, point.compute_fraction)
+        if best is None:
+            lines.append(f"  {point.name} (cf {point.compute_fraction:.3f}, SSIM {point.ssim:.4f}): "
+                         f"cheaper than every front point, not compared")
+            continue
+        verdicts.append(best >= point.ssim)
+        lines.append(f"  {point.name} (cf {point.compute_fraction:.3f}, SSIM {point.ssim:.4f}): front reaches "
+                     f"{best:.4f} at cf <= {point.compute_fraction:.3f} -> "
+                     f"{'dominated' if verdicts[-1] else 'NOT dominated'}")
+    return lines, verdicts
+
+
+def target_report(front, references, fewer_steps, cap=0.5, rival="sortblock"):
+    """Lines and a summary dict for the ECAD targets; `references` are measured Points of named configs."""
+    lines, verdicts = dominance_lines(front, [p for p in references if p.name != rival] + list(fewer_steps))
+    summary = {"front_dominates_references": bool(verdicts) and all(verdicts)}
+    best = best_ssim_within(front, cap)
+    for point in references:
+        if point.name == rival:
+            summary[f"best_ssim_at_cf_{cap}"] = best
+            summary[f"{rival}_ssim"] = point.ssim
+            met = best is not None and best >= point.ssim
+            summary[f"beats_{rival}"] = met
+            lines.append(f"  best front SSIM at cf <= {cap}: "
+                         f"{'none' if best is None else f'{best:.4f}'} vs {rival} {point.ssim:.4f} "
+                         f"(cf {point.compute_fraction:.3f}) -> {'met' if met else 'NOT met'}")
+    return lines, summary
+
+
+def transfer_rows(setting, schedules):
+    """`schedules`: {label: schedule file}. Each is run in `setting` (its steps remapped if they differ)."""
+    from ..policies.schedule import ScheduleConfig
+
+    baseline = setting.fewer_steps()
+    rows = []
+    for label, path in schedules.items():
+        point = setting.measure(label, ScheduleConfig(path=path))
+        rows.append({"pick": label, "schedule": path, "compute_fraction": point.compute_fraction,
+                     "ssim": point.ssim, "fewer_steps_ssim": interpolate_ssim(baseline, point.compute_fraction)})
+    return rows
