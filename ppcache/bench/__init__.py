@@ -1,0 +1,1 @@
+"""Benchmark harness: speed/quality tables, Pareto plots and peers side by side."""

@@ -1,0 +1,330 @@
+"""Peers side by side: cache-dit's DBCache (with and without TaylorSeer) and diffusers' FirstBlockCache, run in
+torch on the same transformer weights, prompt embeddings and initial noise as ppcache's runs.
+
+Needs the optional `parity` extra (torch, diffusers, cache-dit). The peer pipeline is diffusers' own FluxPipeline,
+built from the same diffusers-format directory that ppcache loads; ppcache supplies the prompt embeddings
+(`encode_prompt`) and the packed initial noise (`prepare_latents` with the seed's Paddle generator), so an
+uncached peer run reproduces ppcache's uncached image (the first row returned is that parity check).
+
+- speed-up: the peer's own cached vs uncached wall time in torch (median over images, uncached and cached calls
+  interleaved image by image, after one untimed warm-up of each);
+- quality: SSIM / PSNR against the ppcache uncached references passed in;
+- compute fraction: transformer block work actually run / full, counted with forward pre-hooks on every block's
+  attention (a block skipped by a cache never reaches it), weighted by ppcache's per-block MAC model so that it
+  means the same as ppcache's own compute fraction (`blocks_fraction` is the unweighted count).
+"""
+import contextlib
+import dataclasses
+import logging
+import os
+import statistics
+import time
+import types
+from typing import Tuple
+
+import numpy as np
+
+from ..errors import PPCacheError, UnsupportedModelError
+from ..metrics import psnr, ssim
+
+INSTALL_HINT = 'pip install -e ".[parity]"'
+
+
+class MissingDependencyError(PPCacheError, ImportError):
+    """An optional dependency (extra) is not installed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerConfig:
+    """One peer point. `framework` is "cache-dit" (DBCache, `taylorseer_order` > 0 adds its TaylorSeer
+    calibrator) or "diffusers" (FirstBlockCache with `threshold`)."""
+
+    name: str
+    framework: str
+    method: str
+    threshold: float
+    taylorseer_order: int = 0
+
+
+# cache-dit settings shared by every DBCache point. cache-dit's defaults (F8B0, 8 warm-up steps) are meant for
+# 28-50 step runs of 57-block FLUX.1; the bundled model has 12 blocks and is sampled with ~20 steps, so: the first
+# block computes the residual-diff indicator and the last block always runs (F1B1, cache-dit's small-model
+# setting), and the warm-up is a tenth of the steps (at least one).
+DBCACHE_FN_COMPUTE_BLOCKS = 1
+DBCACHE_BN_COMPUTE_BLOCKS = 1
+DBCACHE_WARMUP_FRACTION = 0.1
+TAYLORSEER_ORDER = 1
+
+PEER_CONFIGS: Tuple[PeerConfig, ...] = (
+    PeerConfig("cache-dit DBCache rdt=0.08", "cache-dit", "DBCache", 0.08),
+    PeerConfig("cache-dit DBCache rdt=0.12", "cache-dit", "DBCache", 0.12),
+    PeerConfig("cache-dit DBCache rdt=0.2", "cache-dit", "DBCache", 0.2),
+    PeerConfig("cache-dit DBCache+TaylorSeer rdt=0.12", "cache-dit", "DBCache+TaylorSeer", 0.12, TAYLORSEER_ORDER),
+    PeerConfig("cache-dit DBCache+TaylorSeer rdt=0.2", "cache-dit", "DBCache+TaylorSeer", 0.2, TAYLORSEER_ORDER),
+    PeerConfig("diffusers FirstBlockCache t=0.05", "diffusers", "FirstBlockCache", 0.05),
+    PeerConfig("diffusers FirstBlockCache t=0.1", "diffusers", "FirstBlockCache", 0.1),
+    PeerConfig("diffusers FirstBlockCache t=0.2", "diffusers", "FirstBlockCache", 0.2),
+)
+
+UNCACHED_NAME = "diffusers uncached (parity)"
+
+
+def import_peers():
+    """(torch, diffusers, cache_dit), or a one-line MissingDependencyError naming the install command."""
+    missing = []
+    modules = {}
+    for name in ("torch", "diffusers", "cache_dit"):
+        try:
+            modules[name] = __import__(name)
+        except ImportError:
+            missing.append(name.replace("_", "-"))
+    if missing:
+        raise MissingDependencyError(f"peer comparison needs {', '.join(missing)}: {INSTALL_HINT}")
+    return modules["torch"], modules["diffusers"], modules["cache_dit"]
+
+
+@contextlib.contextmanager
+def _quiet_cache_dit():
+    """cache-dit logs every enable/disable at INFO/WARNING on its own stdout handler; mute it for the run."""
+    try:
+        from cache_dit import logger as cache_dit_logger
+        handler = getattr(cache_dit_logger, "_default_handler", None)
+    except ImportError:  # pragma: no cover - import_peers already checked
+        handler = None
+    level = handler.level if handler is not None else None
+    if handler is not None:
+        handler.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        if handler is not None:
+            handler.setLevel(level)
+
+
+# ---- the same inputs as ppcache ------------------------------------------------------------------------------
+def ppcache_inputs(pipe, prompt, seed, height, width):
+    """Prompt embeddings, pooled embeddings and packed initial noise exactly as ppcache's `evaluate.sample`
+    (FluxPipeline.__call__ with `generator=paddle.Generator().manual_seed(seed)`) makes them, as numpy."""
+    import paddle
+
+    embeds, pooled, _ = pipe.encode_prompt(prompt)
+    latents, _ = pipe.prepare_latents(1, height, width, pipe.transformer.dtype,
+                                      generator=paddle.Generator().manual_seed(int(seed)))
+    return (embeds.cast("float32").numpy(), pooled.cast("float32").numpy(), latents.cast("float32").numpy())
+
+
+def _read_pipeline_class(model_path):
+    from ..pipelines.loading import read_model_index
+
+    return read_model_index(model_path).get("_class_name")
+
+
+def build_peer_pipeline(diffusers, model_path, vae=None, scheduler=None):
+    """diffusers' FluxPipeline on the directory's transformer, VAE and scheduler; no text encoders (the prompt
+    embeddings come from ppcache)."""
+    transformer = diffusers.FluxTransformer2DModel.from_pretrained(
+        os.path.join(model_path, "transformer"), low_cpu_mem_usage=False).eval()
+    if vae is None:
+        vae = diffusers.AutoencoderKL.from_pretrained(os.path.join(model_path, "vae"), low_cpu_mem_usage=False).eval()
+    if scheduler is None:
+        scheduler = diffusers.FlowMatchEulerDiscreteScheduler.from_pretrained(os.path.join(model_path, "scheduler"))
+    pipe = diffusers.FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=None, tokenizer=None,
+                                  text_encoder_2=None, tokenizer_2=None, transformer=transformer)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+class BlockCounter:
+    """Counts transformer calls and, per block, the calls that reached the block's attention."""
+
+    def __init__(self, transformer):
+        self.blocks = list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
+        self.counts = [0] * len(self.blocks)
+        self.transformer_calls = 0
+        self.handles = [transformer.register_forward_pre_hook(self._on_transformer)]
+        for index, block in enumerate(self.blocks):
+            self.handles.append(block.attn.register_forward_pre_hook(self._on_block(index)))
+
+    def _on_transformer(self, module, args):
+        self.transformer_calls += 1
+
+    def _on_block(self, index):
+        def hook(module, args):
+            self.counts[index] += 1
+        return hook
+
+    def reset(self):
+        self.counts = [0] * len(self.blocks)
+        self.transformer_calls = 0
+
+    def fractions(self, weights):
+        """(MAC-weighted fraction, unweighted block fraction) of the calls since reset."""
+        if not self.transformer_calls:
+            return 1.0, 1.0
+        full = self.transformer_calls * sum(weights)
+        run = sum(count * weight for count, weight in zip(self.counts, weights))
+        return run / full, sum(self.counts) / (self.transformer_calls * len(self.blocks))
+
+    def remove(self):
+        for handle in self.handles:
+            handle.remove()
+
+
+def block_weights(transformer, image_tokens, text_tokens):
+    """Per-block MACs of one call, from ppcache's FLUX cost model (shapes only)."""
+    from ..adapters.base import BlockIO
+    from ..adapters.flux import FluxAdapter
+
+    config = transformer.config
+    dim = config.num_attention_heads * config.attention_head_dim
+    image = types.SimpleNamespace(shape=(1, image_tokens, dim))
+    text = types.SimpleNamespace(shape=(1, text_tokens, dim))
+    adapter = FluxAdapter(transformer)
+    blocks = list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
+    return [adapter.block_macs(block, BlockIO((image, text), None)) for block in blocks]
+
+
+def _generate(torch, pipe, inputs, steps, height, width, guidance_scale):
+    embeds, pooled, latents = inputs
+    start = time.perf_counter()
+    with torch.no_grad():
+        out = pipe(prompt_embeds=torch.from_numpy(embeds), pooled_prompt_embeds=torch.from_numpy(pooled),
+                   latents=torch.from_numpy(latents), num_inference_steps=steps, height=height, width=width,
+                   guidance_scale=guidance_scale, output_type="np")
+    return np.asarray(out.images[0], dtype=np.float64), time.perf_counter() - start
+
+
+def _enable(cache_dit, diffusers, pipe, config: PeerConfig, steps):
+    if config.framework == "cache-dit":
+        from cache_dit import DBCacheConfig, TaylorSeerCalibratorConfig
+
+        cache_config = DBCacheConfig(
+            Fn_compute_blocks=DBCACHE_FN_COMPUTE_BLOCKS, Bn_compute_blocks=DBCACHE_BN_COMPUTE_BLOCKS,
+            residual_diff_threshold=config.threshold,
+            max_warmup_steps=max(1, round(DBCACHE_WARMUP_FRACTION * steps)), num_inference_steps=steps)
+        calibrator = (TaylorSeerCalibratorConfig(taylorseer_order=config.taylorseer_order)
+                      if config.taylorseer_order else None)
+        cache_dit.enable_cache(pipe, cache_config=cache_config, calibrator_config=calibrator)
+    elif config.framework == "diffusers":
+        pipe.transformer.enable_cache(diffusers.FirstBlockCacheConfig(threshold=config.threshold))
+    else:
+        raise ValueError(f"unknown peer framework {config.framework!r}")
+
+
+def _disable(cache_dit, pipe, config: PeerConfig):
+    if config.framework == "cache-dit":
+        cache_dit.disable_cache(pipe)
+    else:
+        pipe.transformer.disable_cache()
+
+
+def _order(configs):
+    # cache-dit's disable_cache leaves its patched FLUX forward on the transformer (diffusers' own cache hooks
+    # then fail on it), so every diffusers point runs before the first cache-dit point.
+    return sorted(configs, key=lambda c: c.framework == "cache-dit")
+
+
+def _quality(images, references):
+    return (float(np.mean([ssim(a, r) for a, r in zip(images, references)])),
+            float(np.mean([min(psnr(a, r), 100.0) for a, r in zip(images, references)])))
+
+
+def peer_rows(model_dir, cases, steps, references, height=32, width=32, repeats=1, configs=None,
+              guidance_scale=3.5, progress=None):
+    """One row per peer config (plus a first row, `UNCACHED_NAME`, the uncached diffusers run's match with the
+    ppcache references, `parity: True`): name, framework, method, compute_fraction, blocks_fraction, ssim, psnr,
+    speedup, seconds_uncached, seconds_cached, images (the peer's cached images, cases order).
+
+    `cases`: [(prompt, seed)]; `references`: ppcache's uncached images (float [H, W, 3] in [0, 1]) in the same
+    order, made with the same steps, height and width (`guidance_scale` 3.5 is ppcache's default).
+    `progress(done, total)` is called after every generated image."""
+    torch, diffusers, cache_dit = import_peers()
+    from ..config import resolve_model_path
+    from ..errors import ConfigError
+    from ..pipelines.loading import load_pipeline
+
+    cases = [(str(prompt), int(seed)) for prompt, seed in cases]
+    if len(references) != len(cases):
+        raise ConfigError(f"peer_rows: {len(cases)} cases but {len(references)} reference images")
+    if not cases:
+        raise ConfigError("peer_rows: no (prompt, seed) cases")
+    configs = list(PEER_CONFIGS if configs is None else configs)
+    repeats = max(1, int(repeats))
+    model_path = resolve_model_path(model_dir)
+    pipeline_class = _read_pipeline_class(model_path)
+    if pipeline_class != "FluxPipeline":
+        raise UnsupportedModelError(f"{model_path}: peers run on FLUX pipelines only, this is {pipeline_class}")
+
+    pp = load_pipeline(model_path)
+    pp.set_progress_bar_config(disable=True)
+    inputs = [ppcache_inputs(pp, prompt, seed, height, width) for prompt, seed in cases]
+    del pp
+
+    total = len(cases) * (1 + 2 * repeats * len(configs))
+    done = [0]
+
+    def tick():
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
+    with _quiet_cache_dit():
+        base = build_peer_pipeline(diffusers, model_path)
+        # The cached runs get their own transformer: cache hooks never touch the uncached pipeline.
+        cached = build_peer_pipeline(diffusers, model_path, vae=base.vae,
+                                     scheduler=diffusers.FlowMatchEulerDiscreteScheduler.from_config(
+                                         base.scheduler.config))
+        weights = block_weights(base.transformer, inputs[0][2].shape[1], inputs[0][0].shape[1])
+        base_counter, cached_counter = BlockCounter(base.transformer), BlockCounter(cached.transformer)
+        try:
+            _generate(torch, base, inputs[0], steps, height, width, guidance_scale)  # warm-up
+            uncached_images = []
+            uncached_times = []
+            for item in inputs:
+                image, seconds = _generate(torch, base, item, steps, height, width, guidance_scale)
+                uncached_images.append(image)
+                uncached_times.append(seconds)
+                tick()
+            fraction, blocks_fraction = base_counter.fractions(weights)
+            quality = _quality(uncached_images, references)
+            rows = [dict(name=UNCACHED_NAME, framework="diffusers", method="none", compute_fraction=fraction,
+                         blocks_fraction=blocks_fraction, ssim=quality[0], psnr=quality[1], speedup=1.0,
+                         seconds_uncached=statistics.median(uncached_times),
+                         seconds_cached=statistics.median(uncached_times), images=uncached_images, parity=True,
+                         max_abs_diff=float(max(np.abs(a - np.asarray(r, np.float64)).max()
+                                                for a, r in zip(uncached_images, references))))]
+            for config in _order(configs):
+                rows.append(_run_config(torch, diffusers, cache_dit, config, base, cached, cached_counter, inputs,
+                                        steps, height, width, guidance_scale, references, weights, repeats, tick))
+        finally:
+            base_counter.remove()
+            cached_counter.remove()
+    order = {config.name: index for index, config in enumerate(configs)}
+    return rows[:1] + sorted(rows[1:], key=lambda row: order[row["name"]])
+
+
+def _run_config(torch, diffusers, cache_dit, config, base, cached, counter, inputs, steps, height, width,
+                guidance_scale, references, weights, repeats, tick):
+    _enable(cache_dit, diffusers, cached, config, steps)
+    try:
+        _generate(torch, cached, inputs[0], steps, height, width, guidance_scale)  # warm-up
+        counter.reset()
+        images, uncached_times, cached_times = [None] * len(inputs), [], []
+        for repeat in range(repeats):
+            for index, item in enumerate(inputs):
+                uncached_times.append(_generate(torch, base, item, steps, height, width, guidance_scale)[1])
+                tick()
+                image, seconds = _generate(torch, cached, item, steps, height, width, guidance_scale)
+                cached_times.append(seconds)
+                tick()
+                images[index] = image  # cached runs are deterministic: every repeat gives the same image
+        # Every repeat runs the same blocks, so the fraction over all repeats is that of one pass.
+        fraction, blocks_fraction = counter.fractions(weights)
+    finally:
+        _disable(cache_dit, cached, config)
+    quality = _quality(images, references)
+    return dict(name=config.name, framework=config.framework, method=config.method,
+                compute_fraction=float(fraction), blocks_fraction=float(blocks_fraction), ssim=quality[0],
+                psnr=quality[1], speedup=statistics.median(uncached_times) / statistics.median(cached_times),
+                seconds_uncached=statistics.median(uncached_times), seconds_cached=statistics.median(cached_times),
+                images=images, threshold=config.threshold, taylorseer_order=config.taylorseer_order)
