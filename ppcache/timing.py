@@ -50,3 +50,20 @@ class TimingRun:
                 x = x + float(self.sigmas[i + 1] - self.sigmas[i]) * v
             result = x.numpy()  # waits for the result
         return time.perf_counter() - start, result
+
+    def compare(self, config, repeats=3):
+        """(median stock seconds, median cached seconds, compute fraction) of `config`: stock and cached
+        generations interleaved `repeats` times."""
+        import statistics
+
+        import ppcache
+
+        stock, cached = [], []
+        for _ in range(repeats):
+            ppcache.remove_cache(self.model)
+            stock.append(self.generate(False)[0])
+            ppcache.apply_cache(self.model, config)
+            cached.append(self.generate(True)[0])
+        fraction = ppcache.summary(self.model)["compute_fraction"]
+        ppcache.remove_cache(self.model)
+        return statistics.median(stock), statistics.median(cached), fraction

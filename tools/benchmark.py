@@ -1,70 +1,133 @@
 """Speed and quality of cache configs on a model, beside the free baseline (fewer steps, no cache).
 
-    python tools/benchmark.py --configs configs/sortblock.yaml configs/teablockcache.yaml ...
-        [--model tiny-flux] [--steps 20] [--num-prompts 14] [--seeds 0 1] [--out outputs/benchmark]
+    python tools/benchmark.py --configs configs/*.yaml [--prompts FILE] [--num-prompts N] [--steps N]
+        [--seeds 0 1] [--model PATH] [--out DIR] [--repeats N] [--overhead] [--peers] [--no-progress]
 
-Quality is SSIM/PSNR against the uncached image of the same prompt and seed; compute fraction is the block
-work actually run over the full work; speed-up is the median uncached over median cached wall time.
+For every config and every prompt x seed: SSIM / PSNR against the uncached image of the same prompt and seed
+(generated once, kept in OUT/refs), compute fraction and block MACs, cache memory, steps and blocks computed;
+wall-clock speed-up from uncached and cached runs interleaved --repeats times (median, min, max). The baseline
+series "fewer steps, no cache" is always included. Results are kept per image under OUT, so an interrupted run
+resumes where it stopped. Writes OUT/results.csv, results.json, results.md, pareto.png and contact_sheet.png.
+
+Prompt files: .txt (one prompt a line, # comments), .jsonl ({"prompt": ..., "seed": ...} a line) or .csv (a
+prompt or caption column); default: the bundled set. Several processes or machines (shared OUT):
+
+    python -m paddle.distributed.launch --nproc_per_node 2 tools/benchmark.py --configs configs/*.yaml
 """
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", required=True)
+    parser.add_argument("--configs", nargs="+", required=True, help="ppcache YAML configs (method none is skipped)")
+    parser.add_argument("--prompts", default=None, help="prompt file (.txt, .jsonl, .csv); default: the bundled set")
+    parser.add_argument("--num-prompts", type=positive, default=None, help="use this many prompts, evenly spaced")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds for prompts without their own")
+    parser.add_argument("--steps", type=positive, default=None, help="default: the first config's run.steps")
     parser.add_argument("--model", default=None, help="default: the model named in the first config")
-    parser.add_argument("--steps", type=int, default=None, help="default: the first config's run.steps")
-    parser.add_argument("--num-prompts", type=int, default=14)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", default="outputs/benchmark")
+    parser.add_argument("--repeats", type=positive, default=3, help="interleaved uncached/cached timing pairs")
+    parser.add_argument("--overhead", action="store_true",
+                        help="also measure speed-up / (1 / compute fraction) on the FLUX-shaped timing model (slow)")
+    parser.add_argument("--overhead-tokens", type=positive, default=1024, help="timing model image tokens")
+    parser.add_argument("--peers", action="store_true", help="add cache-dit and diffusers points (extra `parity`)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
+
+
+def peer_rows(model_dir, cases, steps, references, height, width):
+    """The peers' rows, or [] with one line saying why (the `parity` extra is optional)."""
+    try:
+        from ppcache.bench.peers import peer_rows as run_peers
+
+        return run_peers(model_dir, cases, steps, references, height, width)
+    except ImportError as error:
+        print(f"peers skipped: {error} (install them with: pip install -e \".[parity]\")", flush=True)
+        return []
+
+
+def write_plots(out, rows, sheet, title):
+    """pareto.png and contact_sheet.png; [] with one line when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("plots skipped: matplotlib is not installed (pip install matplotlib)")
+        return []
+    from ppcache.bench.plots import contact_sheet, pareto_plot
+
+    references, columns, labels = sheet
+    paths = [os.path.join(out, "pareto.png"), os.path.join(out, "contact_sheet.png")]
+    pareto_plot(rows, paths[0], title)
+    contact_sheet(references, columns, paths[1], labels)
+    return paths
 
 
 def main(argv=None):
     args = parse_args(argv)
     import ppcache
+    from ppcache.bench import prompts as prompt_sets
+    from ppcache.bench.report import compare, environment, normalized, table, write_results
+    from ppcache.bench.runner import Benchmark, cache_variants, fewer_steps
+    from ppcache.bench.shard import rank_and_world
+    from ppcache.bench.store import Store
     from ppcache.config import load_config, resolve_model_path
-    from ppcache.evaluate import (baseline_ssim_at, evaluate_config, fewer_steps_baseline, format_table,
-                                  references)
     from ppcache.pipelines.loading import load_pipeline
-    from ppcache.tiny.dataset import default_prompts
 
+    rank, world = rank_and_world()
     try:
         configs = [(os.path.splitext(os.path.basename(p))[0], load_config(p)) for p in args.configs]
+        entries = prompt_sets.load_prompts(args.prompts)
         first = configs[0][1]
-        model = args.model or first.model.path
-        steps = args.steps or first.run.steps
-        pipe = load_pipeline(resolve_model_path(model))
+        model_dir = resolve_model_path(args.model or first.model.path)
+        steps, height, width = args.steps or first.run.steps, first.run.height, first.run.width
+        pipe = load_pipeline(model_dir)
     except ppcache.PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    prompts = default_prompts()
-    prompts = prompts[:: max(1, len(prompts) // args.num_prompts)][: args.num_prompts]
-    cases = [(p, s) for p in prompts for s in args.seeds]
-    print(f"model {model}, {steps} steps, {len(prompts)} prompts x {len(args.seeds)} seeds", flush=True)
-    refs = references(pipe, cases, steps)
-    baseline = fewer_steps_baseline(pipe, cases, steps, refs)
-    rows = []
-    for name, config in configs:
-        if config.cache.method == "none":
-            continue
-        row = evaluate_config(pipe, name, config.cache, cases, steps, refs)
-        row.fewer_steps_ssim = baseline_ssim_at(baseline, row.compute_fraction)
-        rows.append(row)
-        verdict = "beats" if row.ssim > row.fewer_steps_ssim else "does NOT beat"
-        print(f"{name}: compute {row.compute_fraction:.3f} SSIM {row.ssim:.4f} PSNR {row.psnr:.2f} "
-              f"speed-up {row.speedup:.2f}x -- {verdict} fewer steps ({row.fewer_steps_ssim:.4f})", flush=True)
+    pipe.set_progress_bar_config(disable=True)
+    cases = prompt_sets.cases(entries, args.seeds, args.num_prompts)
+    variants = fewer_steps(steps) + cache_variants(configs, steps)
+    prompts_name = args.prompts or "bundled " + os.path.relpath(prompt_sets.BUNDLED_PROMPTS)
+    settings = dict(model=args.model or first.model.path, steps=steps, height=height, width=width,
+                    prompts=prompts_name, num_prompts=len({p for p, _ in cases}), seeds=sorted({s for _, s in cases}),
+                    cases=len(cases), repeats=args.repeats, world_size=world,
+                    overhead_tokens=args.overhead_tokens if args.overhead else None)
+    if rank == 0:
+        print(f"model {settings['model']}, {steps} steps, {height}x{width}, {settings['num_prompts']} prompts "
+              f"({prompts_name}) x seeds {settings['seeds']} = {len(cases)} images per config, "
+              f"{len(variants)} variants, timing {args.repeats} pairs, {world} process(es), out {args.out}",
+              flush=True)
+    bench = Benchmark(pipe, Store(args.out, model_dir, height, width), variants, cases, steps, height, width,
+                      args.repeats, rank, world, overhead_tokens=args.overhead_tokens if args.overhead else None,
+                      progress=rank == 0 and not args.no_progress)
+    bench.run()
+    if rank != 0:
+        return 0
+    rows = bench.merge()
+    sheet = bench.sheet()
+    if args.peers:
+        peers = peer_rows(model_dir, cases, steps, bench.references(), height, width)
+        rows += peers
+        sheet[1].extend((row["name"], row["images"][:len(sheet[0])]) for row in peers if row.get("images"))
+    rows = compare([normalized(row) for row in rows])
+    env = environment(**settings)
+    paths = write_results(args.out, rows, env)
+    paths += write_plots(args.out, rows, sheet, f"{settings['model']}, {steps} steps, {len(cases)} images")
     print()
-    print(format_table(rows + baseline))
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "results.json"), "w") as handle:
-        json.dump({"model": model, "steps": steps, "prompts": prompts, "seeds": args.seeds,
-                   "rows": [r.as_dict() for r in rows + baseline]}, handle, indent=2)
+    print(table(rows))
+    print()
+    print("wrote " + ", ".join(paths))
     return 0
 
 

@@ -9,7 +9,6 @@ computed (target: at most 2% slower than the stock model).
 import argparse
 import glob
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,34 +32,19 @@ def main(argv=None):
     from ppcache.timing import TimingRun
 
     run = TimingRun(args.steps, args.tokens)
-    model, side = run.model, run.side
-
-    def generate(cached):
-        return run.generate(cached)[0]
-
-    def timed(config):
-        """Median seconds of stock and cached runs, interleaved."""
-        stock, cached = [], []
-        for _ in range(args.repeats):
-            ppcache.remove_cache(model)
-            stock.append(generate(False))
-            ppcache.apply_cache(model, config)
-            cached.append(generate(True))
-        fraction = ppcache.summary(model)["compute_fraction"]
-        ppcache.remove_cache(model)
-        return statistics.median(stock), statistics.median(cached), fraction
-
-    generate(False)  # warm-up
+    side = run.side
+    run.generate(False)  # warm-up
     print(f"timing model: hidden 512, 3 double + 9 single blocks, {side * side} image + 64 text tokens, "
           f"{args.steps} steps, median of {args.repeats}", flush=True)
-    stock, cached, fraction = timed(ppcache.SortBlockConfig(timestep_start=0.0, timestep_end=0.0))
+    every_block = ppcache.SortBlockConfig(timestep_start=0.0, timestep_end=0.0)
+    stock, cached, fraction = run.compare(every_block, args.repeats)
     print(f"applied, every block computed: {cached / stock - 1:+.1%} vs stock (target <= +2%), "
           f"compute fraction {fraction:.3f}", flush=True)
     print("| config | compute fraction | speed-up | ideal | ratio (target >= 0.9) |")
     print("|---|---|---|---|---|")
     for path in args.configs:
         config = ppcache.load_config(path)
-        stock, cached, fraction = timed(config.cache)
+        stock, cached, fraction = run.compare(config.cache, args.repeats)
         ideal = 1 / fraction
         print(f"| {os.path.basename(path)} | {fraction:.3f} | {stock / cached:.2f}x | {ideal:.2f}x | "
               f"{stock / cached / ideal:.2f} |", flush=True)

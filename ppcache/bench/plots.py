@@ -1,0 +1,69 @@
+"""The Pareto plot (speed-up vs SSIM, one series per framework and method) and the contact sheet (the uncached
+reference beside every variant, for a few prompts). matplotlib with the Agg backend: no display needed."""
+import numpy as np
+
+FEWER_STEPS = "fewer-steps"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def pareto_plot(rows, path, title=""):
+    """rows: result dicts with name, framework, method, speedup, ssim and the `pareto` flag."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 6))
+    baseline = sorted((r for r in rows if r["method"] == FEWER_STEPS), key=lambda r: r["speedup"])
+    if baseline:
+        ax.plot([1.0] + [r["speedup"] for r in baseline], [1.0] + [r["ssim"] for r in baseline], "k--", marker=".",
+                label="fewer steps, no cache", zorder=1)
+    series = {}
+    for row in rows:
+        if row["method"] != FEWER_STEPS:
+            series.setdefault(f"{row['framework']}: {row['method']}", []).append(row)
+    markers = {"ppcache": "o", "cache-dit": "s", "diffusers": "^"}
+    for label, members in sorted(series.items()):
+        ax.scatter([r["speedup"] for r in members], [r["ssim"] for r in members], label=label, zorder=3,
+                   marker=markers.get(members[0]["framework"], "D"), s=40)
+        for r in members:
+            ax.annotate(r["name"], (r["speedup"], r["ssim"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    front = sorted((r for r in rows if r.get("pareto")), key=lambda r: r["speedup"])
+    if front:
+        ax.plot([r["speedup"] for r in front], [r["ssim"] for r in front], color="red", alpha=0.5, lw=6,
+                label="Pareto front", zorder=2)
+    ax.set_xlabel("wall-clock speed-up over the uncached model (x)")
+    ax.set_ylabel("SSIM against the uncached image")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def contact_sheet(references, columns, path, labels=()):
+    """references: [image] for a few cases; columns: [(title, [image or None per case])]; labels: a line per
+    case (its prompt and seed). One row per case."""
+    plt = _pyplot()
+    titles = ["uncached"] + [title for title, _ in columns]
+    images = [references] + [images for _, images in columns]
+    fig, axes = plt.subplots(len(references), len(titles), squeeze=False,
+                             figsize=(0.9 * len(titles) + 2.0, 0.9 * len(references) + 0.8))
+    for col, (title, column) in enumerate(zip(titles, images)):
+        for row in range(len(references)):
+            ax = axes[row][col]
+            ax.axis("off")
+            if column[row] is not None:
+                ax.imshow(np.clip(np.asarray(column[row]), 0, 1), interpolation="nearest")
+        axes[0][col].set_title(title, fontsize=5, rotation=60, ha="left", va="bottom")
+    for row, label in enumerate(labels):
+        axes[row][0].text(-0.08, 0.5, label, fontsize=5, ha="right", va="center", transform=axes[row][0].transAxes)
+    fig.subplots_adjust(left=1.8 / (0.9 * len(titles) + 2.0), right=0.99, wspace=0.05, hspace=0.05, top=0.75)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+

@@ -1,0 +1,151 @@
+"""Benchmark rows and outputs: one row per variant (cache config, fewer-steps baseline or peer), compared with
+the fewer-steps baseline and the Pareto front, written as results.csv, results.json and results.md.
+
+MACs are the engine's block-level estimate (ppcache/adapters), summed over the blocks actually run, per image:
+a two-stream block costs 4·T·d² + 2·T²·d (attention: projections and scores over T = image + text tokens)
+plus 8·T_img·d² + 8·T_txt·d² (the two MLPs); a FLUX single block 12·T·d² + 2·T²·d. Embeddings, norms, the
+text encoders and the VAE are not counted.
+"""
+import csv
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+
+import numpy as np
+
+from .pareto import pareto_front
+from .plots import FEWER_STEPS
+
+COLUMNS = ["name", "framework", "method", "steps", "compute_fraction", "gmacs", "ssim", "ssim_min", "psnr",
+           "speedup", "speedup_min", "speedup_max", "fewer_steps_ssim", "beats_fewer_steps", "pareto", "cache_kib",
+           "steps_computed", "blocks_computed", "blocks_predicted", "fallbacks", "timing_model_ratio", "cases"]
+NAN = float("nan")
+
+
+def summarize(name, method, steps, records, timing, overhead=None, framework="ppcache"):
+    """A row from the per-case records of one variant, its timing record and optionally its overhead record."""
+    def mean(key):
+        return float(np.mean([r[key] for r in records]))
+
+    ratios = [u / c for u, c in zip(timing["uncached_s"], timing["cached_s"])]
+    ratio = NAN
+    if overhead is not None:  # measured speed-up over the ideal 1 / compute fraction
+        ratio = overhead["stock_s"] / overhead["cached_s"] * overhead["compute_fraction"]
+    return dict(name=name, framework=framework, method=method, steps=steps, compute_fraction=mean("compute_fraction"),
+                gmacs=mean("macs") / 1e9, ssim=mean("ssim"), ssim_min=min(r["ssim"] for r in records),
+                psnr=mean("psnr"), speedup=statistics.median(ratios), speedup_min=min(ratios),
+                speedup_max=max(ratios), cache_kib=max(r["cache_bytes"] for r in records) / 1024,
+                steps_computed=mean("steps_computed"), blocks_computed=mean("blocks_computed"),
+                blocks_predicted=mean("blocks_predicted"), fallbacks=sum(r["fallbacks"] for r in records),
+                timing_model_ratio=ratio, cases=len(records))
+
+
+def normalized(row):
+    """A row with every column (missing ones NaN / empty) and only scalar extras (a peer's images dropped)."""
+    scalar = (str, int, float, bool, type(None))
+    result = {column: row.get(column, NAN) for column in COLUMNS}
+    result.update({k: v for k, v in row.items() if isinstance(v, scalar) and k not in result})
+    return result
+
+
+def compare(rows):
+    """Adds the fewer-steps SSIM at each row's compute fraction (linear interpolation through the baseline
+    series and the uncached point (1, 1)), whether the row beats it, and the Pareto-front flag."""
+    baseline = sorted([(r["compute_fraction"], r["ssim"]) for r in rows if r["method"] == FEWER_STEPS] + [(1.0, 1.0)])
+    for row in rows:
+        fraction = row["compute_fraction"]
+        if row["method"] == FEWER_STEPS or fraction is None or math.isnan(fraction) or len(baseline) < 2:
+            row["fewer_steps_ssim"], row["beats_fewer_steps"] = NAN, None
+        else:
+            row["fewer_steps_ssim"] = float(np.interp(fraction, *zip(*baseline)))
+            row["beats_fewer_steps"] = bool(row["ssim"] > row["fewer_steps_ssim"])
+    candidates = [r for r in rows if not r.get("parity")]  # a peer's uncached parity check is no method
+    front = {id(candidates[i]) for i in pareto_front([(r["speedup"], r["ssim"]) for r in candidates])}
+    for row in rows:
+        row["pareto"] = id(row) in front
+    return rows
+
+
+def environment(**settings):
+    """Versions, device, threads and platform, plus the run's settings."""
+    from importlib import metadata
+
+    import paddle
+
+    def version(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return dict(python=platform.python_version(), paddle=paddle.__version__, ppdiffusers=version("ppdiffusers"),
+                numpy=np.__version__, scikit_image=version("scikit-image"), ppcache=version("ppcache"),
+                device=paddle.device.get_device(), cpu_count=os.cpu_count(),
+                omp_num_threads=os.environ.get("OMP_NUM_THREADS"), platform=platform.platform(),
+                processor=platform.processor() or platform.machine(),
+                date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), **settings)
+
+
+def _cell(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return value
+
+
+def _json_value(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def write_results(out, rows, env):
+    """results.csv, results.json and results.md in `out`; returns their paths."""
+    paths = [os.path.join(out, name) for name in ("results.csv", "results.json", "results.md")]
+    with open(paths[0], "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+    with open(paths[1], "w", encoding="utf-8") as handle:
+        json.dump({"environment": env, "rows": [{k: _json_value(v) for k, v in r.items()} for r in rows]},
+                  handle, indent=2)
+    with open(paths[2], "w", encoding="utf-8") as handle:
+        handle.write(markdown(rows, env) + "\n")
+    return paths
+
+
+def _number(value, spec, suffix=""):
+    return "" if _cell(value) == "" else f"{value:{spec}}{suffix}"
+
+
+def table(rows):
+    """The Markdown table: ppcache rows by compute fraction, then the peers."""
+    lines = ["| config | framework | method | compute | GMACs | SSIM (worst) | PSNR dB | speed-up [min, max] | "
+             "fewer steps SSIM | beats it | Pareto | cache KiB | full steps / blocks computed | overhead ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    order = sorted(rows, key=lambda r: (r["framework"] != "ppcache", r["framework"],
+                                        _cell(r["compute_fraction"]) or 0.0))
+    for r in order:
+        beats = {True: "yes", False: "no", None: ""}[r.get("beats_fewer_steps")]
+        lines.append(
+            f"| {r['name']} | {r['framework']} | {r['method']} | {_number(r['compute_fraction'], '.3f')} | "
+            f"{_number(r['gmacs'], '.3g')} | {_number(r['ssim'], '.4f')} ({_number(r['ssim_min'], '.3f')}) | "
+            f"{_number(r['psnr'], '.2f')} | {_number(r['speedup'], '.2f', 'x')} "
+            f"[{_number(r['speedup_min'], '.2f')}, {_number(r['speedup_max'], '.2f')}] | "
+            f"{_number(r['fewer_steps_ssim'], '.4f')} | {beats} | {'yes' if r['pareto'] else ''} | "
+            f"{_number(r['cache_kib'], '.0f')} | {_number(r['steps_computed'], '.1f')} / "
+            f"{_number(r['blocks_computed'], '.1f')} | {_number(r['timing_model_ratio'], '.2f')} |")
+    return "\n".join(lines)
+
+
+def markdown(rows, env):
+    settings = (f"model `{env['model']}`, {env['steps']} steps, {env['height']}x{env['width']}, "
+                f"{env['num_prompts']} prompts ({env['prompts']}) x seeds {env['seeds']} = {env['cases']} images "
+                f"per row, speed-up from {env['repeats']} interleaved uncached/cached pairs; {env['device']}, "
+                f"{env['cpu_count']} CPUs, Paddle {env['paddle']}, {env['world_size']} process(es)")
+    return "\n\n".join([
+        "# ppcache benchmark", settings, table(rows),
+        "SSIM / PSNR: mean over the images against the uncached image of the same prompt and seed (worst SSIM in "
+        "brackets). compute: block MACs run / full. fewer steps SSIM: the no-cache baseline with fewer steps at "
+        "the same compute, interpolated. overhead ratio: speed-up / (1 / compute fraction) on the FLUX-shaped "
+        "timing model (`--overhead`)."])
