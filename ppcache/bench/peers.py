@@ -83,6 +83,28 @@ def import_peers():
     return modules["torch"], modules["diffusers"], modules["cache_dit"]
 
 
+def paddle_threads():
+    """Math threads of ppcache's Paddle runs (FLAGS_paddle_num_threads, 1 unless set)."""
+    try:
+        import paddle
+
+        return max(1, int(paddle.get_flags(["FLAGS_paddle_num_threads"])["FLAGS_paddle_num_threads"]))
+    except Exception:  # pragma: no cover - flag renamed or unreadable
+        return 1
+
+
+@contextlib.contextmanager
+def _torch_threads(torch, threads):
+    """torch's intra-op threads for the run, restored afterwards. On a loaded 2-core machine torch's default
+    (all cores) is 20-60x slower than one thread on the bundled model and its timings are noise."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 @contextlib.contextmanager
 def _quiet_cache_dit():
     """cache-dit logs every enable/disable at INFO/WARNING on its own stdout handler; mute it for the run."""
@@ -230,14 +252,17 @@ def _quality(images, references):
 
 
 def peer_rows(model_dir, cases, steps, references, height=32, width=32, repeats=1, configs=None,
-              guidance_scale=3.5, progress=None):
+              guidance_scale=3.5, threads=None, progress=None, ppcache_pipe=None):
     """One row per peer config (plus a first row, `UNCACHED_NAME`, the uncached diffusers run's match with the
     ppcache references, `parity: True`): name, framework, method, compute_fraction, blocks_fraction, ssim, psnr,
     speedup, seconds_uncached, seconds_cached, images (the peer's cached images, cases order).
 
     `cases`: [(prompt, seed)]; `references`: ppcache's uncached images (float [H, W, 3] in [0, 1]) in the same
     order, made with the same steps, height and width (`guidance_scale` 3.5 is ppcache's default).
-    `progress(done, total)` is called after every generated image."""
+    `threads`: torch's intra-op threads during the run (default: the same as ppcache's Paddle runs,
+    `FLAGS_paddle_num_threads`). `progress(done, total)` is called after every generated image.
+    `ppcache_pipe`: an already loaded ppcache pipeline of `model_dir` (only its text encoders and noise are used;
+    loaded from `model_dir` when None)."""
     torch, diffusers, cache_dit = import_peers()
     from ..config import resolve_model_path
     from ..errors import ConfigError
@@ -255,8 +280,7 @@ def peer_rows(model_dir, cases, steps, references, height=32, width=32, repeats=
     if pipeline_class != "FluxPipeline":
         raise UnsupportedModelError(f"{model_path}: peers run on FLUX pipelines only, this is {pipeline_class}")
 
-    pp = load_pipeline(model_path)
-    pp.set_progress_bar_config(disable=True)
+    pp = load_pipeline(model_path) if ppcache_pipe is None else ppcache_pipe
     inputs = [ppcache_inputs(pp, prompt, seed, height, width) for prompt, seed in cases]
     del pp
 
@@ -268,7 +292,8 @@ def peer_rows(model_dir, cases, steps, references, height=32, width=32, repeats=
         if progress is not None:
             progress(done[0], total)
 
-    with _quiet_cache_dit():
+    threads = paddle_threads() if threads is None else max(1, int(threads))
+    with _quiet_cache_dit(), _torch_threads(torch, threads):
         base = build_peer_pipeline(diffusers, model_path)
         # The cached runs get their own transformer: cache hooks never touch the uncached pipeline.
         cached = build_peer_pipeline(diffusers, model_path, vae=base.vae,
@@ -299,6 +324,8 @@ def peer_rows(model_dir, cases, steps, references, height=32, width=32, repeats=
         finally:
             base_counter.remove()
             cached_counter.remove()
+    for row in rows:
+        row["threads"] = threads
     order = {config.name: index for index, config in enumerate(configs)}
     return rows[:1] + sorted(rows[1:], key=lambda row: order[row["name"]])
 

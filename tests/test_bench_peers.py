@@ -1,0 +1,81 @@
+"""Peers side by side (ppcache.bench.peers): diffusers/cache-dit on the same weights, embeddings and noise.
+
+CI installs the `parity` extra (`pip install -e ".[cpu,test,parity]"`), so these tests run there; nothing is
+skipped when torch, diffusers or cache-dit is missing: the peer tests then fail on the one-line install error.
+"""
+import sys
+
+import numpy as np
+import pytest
+
+from ppcache.bench import peers
+from ppcache.errors import ConfigError, PPCacheError
+from ppcache.evaluate import sample
+
+STEPS = 6
+CASES = [("a photo of a flower", 3)]
+# Thresholds high enough that a 6-step run skips blocks with either framework.
+CONFIGS = [
+    peers.PeerConfig("cache-dit DBCache+TaylorSeer rdt=0.5", "cache-dit", "DBCache+TaylorSeer", 0.5, 1),
+    peers.PeerConfig("diffusers FirstBlockCache t=0.5", "diffusers", "FirstBlockCache", 0.5),
+]
+KEYS = {"name", "framework", "method", "compute_fraction", "ssim", "psnr", "speedup"}
+
+
+@pytest.fixture(scope="module")
+def references(flux_pipe):
+    return [sample(flux_pipe, prompt, seed, STEPS)[0] for prompt, seed in CASES]
+
+
+@pytest.fixture(scope="module")
+def rows(bundled_flux, references):
+    import torch
+
+    threads = torch.get_num_threads()
+    result = peers.peer_rows(bundled_flux, CASES, STEPS, references, configs=CONFIGS)
+    assert torch.get_num_threads() == threads  # the run's own thread count is restored
+    return result
+
+
+def test_uncached_peer_reproduces_the_ppcache_reference(rows):
+    parity = rows[0]
+    assert parity["name"] == peers.UNCACHED_NAME and parity["parity"] is True
+    assert parity["ssim"] >= 0.99
+    assert parity["max_abs_diff"] < 1e-3
+    assert parity["compute_fraction"] == 1.0 and parity["blocks_fraction"] == 1.0
+
+
+def test_cached_peers_skip_blocks_and_report_the_schema(rows, references):
+    assert [row["name"] for row in rows[1:]] == [config.name for config in CONFIGS]
+    assert {row["framework"] for row in rows[1:]} == {"cache-dit", "diffusers"}
+    for row in rows[1:]:
+        assert KEYS <= set(row)
+        assert row["threads"] == peers.paddle_threads()  # timed like ppcache's Paddle runs
+        assert 0.0 < row["compute_fraction"] < 1.0, row["name"]
+        assert row["speedup"] > 0 and np.isfinite(row["speedup"])
+        assert 0.0 < row["ssim"] < 1.0  # the cache changed the image, and quality is measured against ppcache
+        assert len(row["images"]) == len(CASES) and row["images"][0].shape == references[0].shape
+
+
+def test_peer_configs_cover_both_frameworks_with_and_without_taylorseer():
+    methods = {(config.framework, config.method) for config in peers.PEER_CONFIGS}
+    assert methods == {("cache-dit", "DBCache"), ("cache-dit", "DBCache+TaylorSeer"),
+                       ("diffusers", "FirstBlockCache")}
+    assert len({config.name for config in peers.PEER_CONFIGS}) == len(peers.PEER_CONFIGS)
+
+
+@pytest.mark.parametrize("module", ["torch", "diffusers", "cache_dit"])
+def test_missing_parity_extra_is_a_one_line_error(monkeypatch, bundled_flux, module):
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
+    with pytest.raises(PPCacheError) as info:
+        peers.peer_rows(bundled_flux, CASES, STEPS, [np.zeros((32, 32, 3))])
+    message = str(info.value)
+    assert "\n" not in message
+    assert 'pip install -e ".[parity]"' in message
+    assert module.replace("_", "-") in message
+    assert isinstance(info.value, ImportError)
+
+
+def test_references_must_match_cases(bundled_flux):
+    with pytest.raises(ConfigError, match="reference"):
+        peers.peer_rows(bundled_flux, CASES, STEPS, [])
