@@ -1,0 +1,58 @@
+"""The Pareto front and the row comparisons of the benchmark report, on hand-made points."""
+import math
+
+from ppcache.bench.pareto import pareto_front
+from ppcache.bench.report import COLUMNS, compare, normalized
+
+NAN = float("nan")
+
+
+def test_front_of_a_hand_made_point_set():
+    points = [
+        (1.0, 0.99),   # 0: slowest, best quality: on the front
+        (1.5, 0.97),   # 1: on the front
+        (1.4, 0.96),   # 2: dominated by 1
+        (2.0, 0.90),   # 3: on the front
+        (2.0, 0.85),   # 4: same speed as 3, worse: dominated
+        (1.5, 0.97),   # 5: duplicate of 1: only the first is kept
+        (3.0, 0.80),   # 6: fastest: on the front
+        (NAN, 1.00),   # 7: unmeasured: never on the front
+        (0.9, 0.99),   # 8: as good as 0 but slower: dominated
+        (2.5, NAN),    # 9
+    ]
+    assert pareto_front(points) == [0, 1, 3, 6]
+    assert pareto_front([]) == []
+    assert pareto_front([(1.2, 0.5)]) == [0]
+
+
+def row(name, method, fraction, ssim, speedup, framework="ppcache", **extra):
+    return normalized(dict(name=name, method=method, framework=framework, compute_fraction=fraction, ssim=ssim,
+                           speedup=speedup, **extra))
+
+
+def test_compare_interpolates_fewer_steps_and_marks_the_front():
+    rows = compare([
+        row("10/20 steps", "fewer-steps", 0.5, 0.90, 1.9),
+        row("15/20 steps", "fewer-steps", 0.75, 0.96, 1.3),
+        row("good", "sortblock", 0.6, 0.95, 1.6),      # baseline at 0.6: 0.90 + 0.1 / 0.25 * 0.06 = 0.924
+        row("bad", "fora", 0.9, 0.97, 1.05),           # baseline at 0.9: 0.96 + 0.15 / 0.25 * 0.04 = 0.984
+        row("peer", "DBCache", NAN, 0.93, 1.5, framework="cache-dit"),
+        row("parity", "none", 1.0, 1.0, 1.0, framework="diffusers", parity=True),
+    ])
+    by_name = {r["name"]: r for r in rows}
+    assert math.isclose(by_name["good"]["fewer_steps_ssim"], 0.924)
+    assert by_name["good"]["beats_fewer_steps"] is True
+    assert math.isclose(by_name["bad"]["fewer_steps_ssim"], 0.984)
+    assert by_name["bad"]["beats_fewer_steps"] is False
+    assert math.isnan(by_name["peer"]["fewer_steps_ssim"]) and by_name["peer"]["beats_fewer_steps"] is None
+    assert math.isnan(by_name["10/20 steps"]["fewer_steps_ssim"])
+    on_front = {r["name"] for r in rows if r["pareto"]}
+    assert on_front == {"10/20 steps", "15/20 steps", "good", "bad"}  # the parity check is not a method
+    assert list(rows[0])[:len(COLUMNS)] == COLUMNS
+
+
+def test_normalized_drops_images_and_keeps_scalar_extras():
+    result = normalized(dict(name="p", framework="diffusers", method="FirstBlockCache", ssim=0.9, speedup=1.2,
+                             compute_fraction=NAN, psnr=30.0, images=[[0.0]], seconds_cached=0.5))
+    assert "images" not in result and result["seconds_cached"] == 0.5
+    assert math.isnan(result["gmacs"])
