@@ -43,6 +43,7 @@ def test_uncached_peer_reproduces_the_ppcache_reference(rows):
     assert parity["ssim"] >= 0.99
     assert parity["max_abs_diff"] < 1e-3
     assert parity["compute_fraction"] == 1.0 and parity["blocks_fraction"] == 1.0
+    assert parity["steps_computed"] == STEPS and parity["blocks_computed"] > STEPS
 
 
 def test_cached_peers_skip_blocks_and_report_the_schema(rows, references):
@@ -52,6 +53,9 @@ def test_cached_peers_skip_blocks_and_report_the_schema(rows, references):
         assert KEYS <= set(row)
         assert row["threads"] == peers.paddle_threads()  # timed like ppcache's Paddle runs
         assert 0.0 < row["compute_fraction"] < 1.0, row["name"]
+        assert row["steps_computed"] < STEPS  # some step skipped blocks
+        assert row["blocks_computed"] == pytest.approx(row["blocks_fraction"] * rows[0]["blocks_computed"])
+        assert row["speedup_min"] <= row["speedup"] <= row["speedup_max"] and row["ssim_min"] <= row["ssim"]
         assert row["speedup"] > 0 and np.isfinite(row["speedup"])
         assert 0.0 < row["ssim"] < 1.0  # the cache changed the image, and quality is measured against ppcache
         assert len(row["images"]) == len(CASES) and row["images"][0].shape == references[0].shape

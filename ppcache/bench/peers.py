@@ -6,8 +6,8 @@ built from the same diffusers-format directory that ppcache loads; ppcache suppl
 (`encode_prompt`) and the packed initial noise (`prepare_latents` with the seed's Paddle generator), so an
 uncached peer run reproduces ppcache's uncached image (the first row returned is that parity check).
 
-- speed-up: the peer's own cached vs uncached wall time in torch (median over images, uncached and cached calls
-  interleaved image by image, after one untimed warm-up of each);
+- speed-up: the peer's own uncached vs cached wall time in torch: uncached and cached calls interleaved image by
+  image (after one untimed warm-up of each), median of the pairs' ratios, as for ppcache's own rows;
 - quality: SSIM / PSNR against the ppcache uncached references passed in;
 - compute fraction: transformer block work actually run / full, counted with forward pre-hooks on every block's
   attention (a block skipped by a cache never reaches it), weighted by ppcache's per-block MAC model so that it
@@ -157,35 +157,40 @@ def build_peer_pipeline(diffusers, model_path, vae=None, scheduler=None):
 
 
 class BlockCounter:
-    """Counts transformer calls and, per block, the calls that reached the block's attention."""
+    """Counts transformer calls and, per block and per call, the blocks whose attention ran."""
 
     def __init__(self, transformer):
         self.blocks = list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
-        self.counts = [0] * len(self.blocks)
-        self.transformer_calls = 0
         self.handles = [transformer.register_forward_pre_hook(self._on_transformer)]
         for index, block in enumerate(self.blocks):
             self.handles.append(block.attn.register_forward_pre_hook(self._on_block(index)))
+        self.reset()
 
     def _on_transformer(self, module, args):
-        self.transformer_calls += 1
+        self.per_call.append(0)
 
     def _on_block(self, index):
         def hook(module, args):
             self.counts[index] += 1
+            if self.per_call:
+                self.per_call[-1] += 1
         return hook
 
     def reset(self):
         self.counts = [0] * len(self.blocks)
-        self.transformer_calls = 0
+        self.per_call = []
 
-    def fractions(self, weights):
-        """(MAC-weighted fraction, unweighted block fraction) of the calls since reset."""
-        if not self.transformer_calls:
-            return 1.0, 1.0
-        full = self.transformer_calls * sum(weights)
+    def stats(self, weights, images):
+        """Compute fraction (MAC-weighted), block fraction, and per image: GMACs run, blocks computed and full
+        steps (transformer calls that ran every block), over the calls since reset."""
+        calls = len(self.per_call)
+        if not calls:
+            return dict(compute_fraction=1.0, blocks_fraction=1.0)
         run = sum(count * weight for count, weight in zip(self.counts, weights))
-        return run / full, sum(self.counts) / (self.transformer_calls * len(self.blocks))
+        return dict(compute_fraction=run / (calls * sum(weights)),
+                    blocks_fraction=sum(self.counts) / (calls * len(self.blocks)),
+                    gmacs=run / images / 1e9, blocks_computed=sum(self.counts) / images,
+                    steps_computed=sum(n == len(self.blocks) for n in self.per_call) / images)
 
     def remove(self):
         for handle in self.handles:
@@ -246,16 +251,13 @@ def _order(configs):
     return sorted(configs, key=lambda c: c.framework == "cache-dit")
 
 
-def _quality(images, references):
-    return (float(np.mean([ssim(a, r) for a, r in zip(images, references)])),
-            float(np.mean([min(psnr(a, r), 100.0) for a, r in zip(images, references)])))
-
-
 def peer_rows(model_dir, cases, steps, references, height=32, width=32, repeats=1, configs=None,
               guidance_scale=3.5, threads=None, progress=None, ppcache_pipe=None):
     """One row per peer config (plus a first row, `UNCACHED_NAME`, the uncached diffusers run's match with the
-    ppcache references, `parity: True`): name, framework, method, compute_fraction, blocks_fraction, ssim, psnr,
-    speedup, seconds_uncached, seconds_cached, images (the peer's cached images, cases order).
+    ppcache references, `parity: True`, `max_abs_diff`): name, framework, method, steps, compute_fraction,
+    blocks_fraction, gmacs, blocks_computed and steps_computed (per image), ssim, ssim_min, psnr, speedup,
+    speedup_min, speedup_max, seconds_uncached, seconds_cached, cases, threads, and images (the peer's images, cases
+    order; not a scalar, so tables drop it).
 
     `cases`: [(prompt, seed)]; `references`: ppcache's uncached images (float [H, W, 3] in [0, 1]) in the same
     order, made with the same steps, height and width (`guidance_scale` 3.5 is ppcache's default).
@@ -303,21 +305,18 @@ def peer_rows(model_dir, cases, steps, references, height=32, width=32, repeats=
         base_counter, cached_counter = BlockCounter(base.transformer), BlockCounter(cached.transformer)
         try:
             _generate(torch, base, inputs[0], steps, height, width, guidance_scale)  # warm-up
-            uncached_images = []
-            uncached_times = []
+            base_counter.reset()
+            uncached_images, uncached_times = [], []
             for item in inputs:
                 image, seconds = _generate(torch, base, item, steps, height, width, guidance_scale)
                 uncached_images.append(image)
                 uncached_times.append(seconds)
                 tick()
-            fraction, blocks_fraction = base_counter.fractions(weights)
-            quality = _quality(uncached_images, references)
-            rows = [dict(name=UNCACHED_NAME, framework="diffusers", method="none", compute_fraction=fraction,
-                         blocks_fraction=blocks_fraction, ssim=quality[0], psnr=quality[1], speedup=1.0,
-                         seconds_uncached=statistics.median(uncached_times),
-                         seconds_cached=statistics.median(uncached_times), images=uncached_images, parity=True,
-                         max_abs_diff=float(max(np.abs(a - np.asarray(r, np.float64)).max()
-                                                for a, r in zip(uncached_images, references))))]
+            row = _row(UNCACHED_NAME, "diffusers", "none", steps, uncached_images, references,
+                       base_counter.stats(weights, len(inputs)), uncached_times, uncached_times)
+            row.update(parity=True, max_abs_diff=float(max(np.abs(a - np.asarray(r, np.float64)).max()
+                                                           for a, r in zip(uncached_images, references))))
+            rows = [row]
             for config in _order(configs):
                 rows.append(_run_config(torch, diffusers, cache_dit, config, base, cached, cached_counter, inputs,
                                         steps, height, width, guidance_scale, references, weights, repeats, tick))
@@ -328,6 +327,18 @@ def peer_rows(model_dir, cases, steps, references, height=32, width=32, repeats=
         row["threads"] = threads
     order = {config.name: index for index, config in enumerate(configs)}
     return rows[:1] + sorted(rows[1:], key=lambda row: order[row["name"]])
+
+
+def _row(name, framework, method, steps, images, references, counts, uncached_times, cached_times):
+    """A row in the columns of ppcache.bench.report (speed-up: median of the interleaved pairs' ratios)."""
+    scores = [ssim(a, r) for a, r in zip(images, references)]
+    ratios = [u / c for u, c in zip(uncached_times, cached_times)]
+    return dict(name=name, framework=framework, method=method, steps=steps, **counts,
+                ssim=float(np.mean(scores)), ssim_min=float(min(scores)),
+                psnr=float(np.mean([min(psnr(a, r), 100.0) for a, r in zip(images, references)])),
+                speedup=float(statistics.median(ratios)), speedup_min=float(min(ratios)),
+                speedup_max=float(max(ratios)), seconds_uncached=float(statistics.median(uncached_times)),
+                seconds_cached=float(statistics.median(cached_times)), cases=len(images), images=images)
 
 
 def _run_config(torch, diffusers, cache_dit, config, base, cached, counter, inputs, steps, height, width,
@@ -345,13 +356,10 @@ def _run_config(torch, diffusers, cache_dit, config, base, cached, counter, inpu
                 cached_times.append(seconds)
                 tick()
                 images[index] = image  # cached runs are deterministic: every repeat gives the same image
-        # Every repeat runs the same blocks, so the fraction over all repeats is that of one pass.
-        fraction, blocks_fraction = counter.fractions(weights)
+        counts = counter.stats(weights, len(inputs) * repeats)  # every repeat runs the same blocks
     finally:
         _disable(cache_dit, cached, config)
-    quality = _quality(images, references)
-    return dict(name=config.name, framework=config.framework, method=config.method,
-                compute_fraction=float(fraction), blocks_fraction=float(blocks_fraction), ssim=quality[0],
-                psnr=quality[1], speedup=statistics.median(uncached_times) / statistics.median(cached_times),
-                seconds_uncached=statistics.median(uncached_times), seconds_cached=statistics.median(cached_times),
-                images=images, threshold=config.threshold, taylorseer_order=config.taylorseer_order)
+    row = _row(config.name, config.framework, config.method, steps, images, references, counts, uncached_times,
+               cached_times)
+    row.update(threshold=config.threshold, taylorseer_order=config.taylorseer_order)
+    return row
