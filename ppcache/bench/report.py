@@ -129,7 +129,7 @@ def table(rows):
         beats = {True: "yes", False: "no", None: ""}[r.get("beats_fewer_steps")]
         lines.append(
             f"| {r['name']} | {r['framework']} | {r['method']} | {_number(r['compute_fraction'], '.3f')} | "
-            f"{_number(r['gmacs'], '.3g')} | {_number(r['ssim'], '.4f')} ({_number(r['ssim_min'], '.3f')}) | "
+            f"{_number(r['gmacs'], '.3f')} | {_number(r['ssim'], '.4f')} ({_number(r['ssim_min'], '.3f')}) | "
             f"{_number(r['psnr'], '.2f')} | {_number(r['speedup'], '.2f', 'x')} "
             f"[{_number(r['speedup_min'], '.2f')}, {_number(r['speedup_max'], '.2f')}] | "
             f"{_number(r['fewer_steps_ssim'], '.4f')} | {beats} | {'yes' if r['pareto'] else ''} | "
