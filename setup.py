@@ -12,7 +12,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["ppcache", "ppcache.*"]),
-    package_data={"ppcache": ["assets/*/*.json", "assets/*/*/*", "ops/csrc/*"]},
+    package_data={"ppcache": ["assets/*/*.json", "assets/*/*/*", "assets/prompts/*", "ops/csrc/*"]},
     include_package_data=True,
     python_requires=">=3.9",
     install_requires=[
@@ -31,7 +31,8 @@ setup(
     ],
     extras_require={
         "cpu": ["paddlepaddle==3.3.1"],
-        "search": ["pymoo==0.6.2", "matplotlib"],  # ECAD schedule search (tools/search_schedule.py)
+        "search": ["pymoo==0.6.2", "matplotlib"],
+        "bench": ["matplotlib"],  # tools/benchmark.py's pareto.png and contact_sheet.png  # ECAD schedule search (tools/search_schedule.py)
         "test": ["pytest", "scikit-learn", "pymoo==0.6.2", "matplotlib"],
         # Reference implementations for parity tests and peer comparisons. torch is pinned to the CPU build
         # that this project is tested with; install torch from the CPU index first elsewhere.
