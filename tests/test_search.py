@@ -160,3 +160,56 @@ def test_target_report_on_hand_made_points():
     assert summary["best_ssim_at_cf_0.5"] == 0.95 and summary["beats_sortblock"] is False
     lines, summary = target_report(front + [Point("d", 0.35, 0.97)], references, fewer)
     assert summary["front_dominates_references"] is True and summary["beats_sortblock"] is True
+
+
+def test_ranks_exchanging_files_get_the_single_process_objectives(tmp_path):
+    import threading
+
+    from ppcache.search.sharding import sharded_evaluator
+
+    X = heuristic_seeds(COMPONENTS, 4, 7, seed=2)
+    records = [{}, {}]
+    evaluated = [[], []]
+
+    def run(rank, out):
+        def objective(genome):
+            evaluated[rank].append(genome.tobytes())
+            records[rank][genome.tobytes()] = {"quality": synthetic(genome)[0], "rank": rank}
+            return synthetic(genome)
+
+        out[rank] = sharded_evaluator(objective, str(tmp_path), rank, 2, records=records[rank], timeout=30)(X)
+
+    results = {}
+    threads = [threading.Thread(target=run, args=(rank, results)) for rank in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    single = evaluator(synthetic)(X)
+    np.testing.assert_allclose(results[0], single)
+    np.testing.assert_allclose(results[1], single)
+    assert len(evaluated[0]) == 4 and len(evaluated[1]) == 3  # each rank ran only its share
+    assert records[0] == records[1] and len(records[0]) == len(X)  # both hold every record
+    # a rerun (e.g. after --resume) with the same candidates reads the files back without waiting
+    again = sharded_evaluator(synthetic, str(tmp_path), 0, 2, timeout=0.1)(X)
+    np.testing.assert_allclose(again, single)
+
+
+def test_two_process_launch_matches_a_single_process_search(tmp_path):
+    """`python -m paddle.distributed.launch --nproc_per_node 2` on CPU: same front files and metrics."""
+    import subprocess
+
+    fronts = {}
+    for mode in ("single", "launch"):
+        config = tmp_path / f"{mode}.yaml"
+        config.write_text(f"population: 4\ngenerations: 2\nprompts: 1\nsteps: 3\ncrossover_points: 2\n"
+                          f"out: {tmp_path / mode}\ncompare: []\n")
+        launcher = [sys.executable] + (["-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                                        "--log_dir", str(tmp_path / "logs")] if mode == "launch" else [])
+        done = subprocess.run(launcher + [os.path.join(ROOT, "tools", "search_schedule.py"), "--config",
+                                          str(config)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        front = tmp_path / mode / "front"
+        fronts[mode] = {name: CacheSchedule.load(str(front / name)).metrics["ssim"] for name in os.listdir(front)}
+    assert fronts["launch"] == fronts["single"] and fronts["single"]
+    assert len(os.listdir(tmp_path / "launch" / "shards")) == 4  # 2 evaluations x 2 ranks

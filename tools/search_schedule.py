@@ -7,6 +7,9 @@ Writes to the config's `out` directory: checkpoint.pkl, front/cf<fraction>.json 
 front.png (the front of every generation), schedule_{fast,balanced,quality}.json and a ready-to-run
 schedule_{fast,balanced,quality}.yaml (method: schedule) for each pick. Needs the `search` extra (pymoo,
 matplotlib). Searches cost population x generations x prompts x seeds generations of images: keep them small on CPU.
+
+Under `python -m paddle.distributed.launch --nproc_per_node N tools/search_schedule.py --config ...` each rank
+evaluates every N-th candidate; they exchange results through files in <out>/shards (ppcache.search.sharding).
 """
 import argparse
 import os
@@ -138,20 +141,30 @@ def main(argv=None):
         except ConfigError as error:
             print(f"error: {args.config}: {error}", file=sys.stderr)
             return 2
+    from ppcache.bench.shard import rank_and_world
+
+    rank, world = rank_and_world()
+    if rank:
+        search.checkpoint = None  # rank 0 alone writes the checkpoint and the results
     print(f"search: {len(components)} blocks x {cfg.steps} steps = {n_var} bits, population {cfg.population}, "
-          f"{len(cases)} calibration images per candidate")
+          f"{len(cases)} calibration images per candidate" + (f", rank {rank} of {world}" if world > 1 else ""))
     cost_label = "compute fraction" if cfg.cost == "compute_fraction" else "MACs"
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=(search.generations - search.generation) * cfg.population, desc="ECAD search",
-               unit="candidate", disable=not sys.stderr.isatty())
+    bar = tqdm(total=(search.generations - search.generation) * -(-cfg.population // world), desc="ECAD search",
+               unit="candidate", disable=rank > 0 or not sys.stderr.isatty())
 
     def tracked(genome):
         result = objective(genome)
         bar.update(1)
         return result
 
-    evaluate = evaluator(tracked)
+    if world > 1:
+        from ppcache.search.sharding import sharded_evaluator
+
+        evaluate = sharded_evaluator(tracked, os.path.join(cfg.out, "shards"), rank, world, objective.records)
+    else:
+        evaluate = evaluator(tracked)
     while not search.done:
         start = time.perf_counter()
         X, F = search.step(evaluate)
@@ -159,8 +172,11 @@ def main(argv=None):
         bar.set_postfix_str(f"gen {search.generation} front {front}")
         bar.write(f"generation {search.generation}/{search.generations} ({time.perf_counter() - start:.1f} s): "
                   f"front (compute fraction, SSIM) {front}")
-        plot_history(search.history, os.path.join(cfg.out, "front.png"), cost_label)
+        if rank == 0:
+            plot_history(search.history, os.path.join(cfg.out, "front.png"), cost_label)
     bar.close()
+    if rank:
+        return 0
     paths, picks = write_results(cfg, search, objective)
     print(f"wrote {len(paths)} front schedules to {os.path.join(cfg.out, 'front')}")
     for label, path in picks.items():
