@@ -14,10 +14,11 @@ from ppcache.bench import runner
 from ppcache.bench.report import COLUMNS
 from ppcache.bench.runner import Benchmark, cache_variants, fewer_steps
 from ppcache.bench.store import Store
-from ppcache.config import load_config
+from ppcache.config import load_config, resolve_model_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARK = os.path.join(ROOT, "tools", "benchmark.py")
+MODEL_DIR = resolve_model_path("tiny-flux")
 STEPS = 4
 CASES = [("a photo of a cat", 0), ("the moon", 1), ("a handwritten digit 3", 0)]
 QUALITY = ("name", "method", "steps", "compute_fraction", "gmacs", "ssim", "ssim_min", "psnr", "cache_kib",
@@ -34,13 +35,12 @@ def variants(*names):
 
 
 def bench(pipe, out, names=("fora", "sortblock"), **kwargs):
-    return Benchmark(pipe, Store(str(out), pipe.model_dir, 32, 32), variants(*names), CASES, STEPS, repeats=2,
+    return Benchmark(pipe, Store(str(out), MODEL_DIR, 32, 32), variants(*names), CASES, STEPS, repeats=2,
                      **kwargs)
 
 
 @pytest.fixture
-def pipe(flux_pipe, bundled_flux):
-    flux_pipe.model_dir = bundled_flux
+def pipe(flux_pipe):
     return flux_pipe
 
 

@@ -46,6 +46,7 @@ def test_compare_interpolates_fewer_steps_and_marks_the_front():
     assert by_name["bad"]["beats_fewer_steps"] is False
     assert math.isnan(by_name["peer"]["fewer_steps_ssim"]) and by_name["peer"]["beats_fewer_steps"] is None
     assert math.isnan(by_name["10/20 steps"]["fewer_steps_ssim"])
+    assert math.isnan(by_name["parity"]["fewer_steps_ssim"]) and by_name["parity"]["beats_fewer_steps"] is None
     on_front = {r["name"] for r in rows if r["pareto"]}
     assert on_front == {"10/20 steps", "15/20 steps", "good", "bad"}  # the parity check is not a method
     assert list(rows[0])[:len(COLUMNS)] == COLUMNS

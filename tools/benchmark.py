@@ -48,12 +48,15 @@ def parse_args(argv=None):
 
 def peer_rows(model_dir, cases, steps, references, height, width):
     """The peers' rows, or [] with one line saying why (the `parity` extra is optional)."""
+    from ppcache.errors import PPCacheError
+
     try:
         from ppcache.bench.peers import peer_rows as run_peers
 
         return run_peers(model_dir, cases, steps, references, height, width)
-    except ImportError as error:
-        print(f"peers skipped: {error} (install them with: pip install -e \".[parity]\")", flush=True)
+    except (ImportError, PPCacheError) as error:
+        hint = "" if "pip install" in str(error) else ' (pip install -e ".[parity]")'
+        print(f"peers skipped: {error}{hint}", flush=True)
         return []
 
 

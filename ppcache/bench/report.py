@@ -57,7 +57,8 @@ def compare(rows):
     baseline = sorted([(r["compute_fraction"], r["ssim"]) for r in rows if r["method"] == FEWER_STEPS] + [(1.0, 1.0)])
     for row in rows:
         fraction = row["compute_fraction"]
-        if row["method"] == FEWER_STEPS or fraction is None or math.isnan(fraction) or len(baseline) < 2:
+        if (row["method"] == FEWER_STEPS or row.get("parity") or fraction is None or math.isnan(fraction)
+                or len(baseline) < 2):
             row["fewer_steps_ssim"], row["beats_fewer_steps"] = NAN, None
         else:
             row["fewer_steps_ssim"] = float(np.interp(fraction, *zip(*baseline)))

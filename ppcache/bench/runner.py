@@ -61,8 +61,8 @@ class Benchmark:
     def _overhead_path(self, variant):
         return self.store.timing(variant, "overhead", self.steps, self.repeats, self.overhead_tokens)
 
-    def _overheads(self):
-        return [v for v in self.variants if v.cache is not None] if self.overhead_tokens else []
+    def _needs_overhead(self, variant):
+        return bool(self.overhead_tokens) and variant.cache is not None
 
     # ---- this rank's share --------------------------------------------------------------------------------
     def run(self):
@@ -70,8 +70,8 @@ class Benchmark:
 
         mine = shard(range(len(self.cases)), self.rank, self.world)
         timed = shard(range(len(self.variants)), self.rank, self.world)
-        total = len(mine) * (1 + len(self.variants)) + len(timed) * self.repeats + len(
-            [i for i in timed if self.variants[i] in self._overheads()])
+        total = (len(mine) * (1 + len(self.variants)) + len(timed) * self.repeats
+                 + sum(self._needs_overhead(self.variants[i]) for i in timed))
         desc = "benchmark" if self.world == 1 else f"benchmark (rank {self.rank} of {self.world})"
         with tqdm(total=total, desc=desc, disable=not self.progress, dynamic_ncols=True) as self.bar:
             for i in mine:
@@ -81,7 +81,7 @@ class Benchmark:
                 self._measure(variant, mine)
                 if index in timed:
                     self._time(variant)
-                    if variant in self._overheads():
+                    if self._needs_overhead(variant):
                         self._overhead(variant)
 
     def reference(self, index):
@@ -183,12 +183,13 @@ class Benchmark:
     def merge(self, timeout=None):
         """One row per variant over all cases, once every rank's files are there."""
         paths = [self.store.record(v, c) for v in self.variants for c in self.cases]
-        paths += [self._timing_path(v) for v in self.variants] + [self._overhead_path(v) for v in self._overheads()]
+        paths += [self._timing_path(v) for v in self.variants]
+        paths += [self._overhead_path(v) for v in self.variants if self._needs_overhead(v)]
         wait_for(paths, timeout, report=lambda n: print(f"waiting for {n} results from the other ranks", flush=True))
         rows = []
         for v in self.variants:
             records = [files.read_json(self.store.record(v, c)) for c in self.cases]
-            overhead = files.read_json(self._overhead_path(v)) if v in self._overheads() else None
+            overhead = files.read_json(self._overhead_path(v)) if self._needs_overhead(v) else None
             rows.append(summarize(v.name, v.method, v.steps, records, files.read_json(self._timing_path(v)), overhead))
         return rows
 
