@@ -1,11 +1,14 @@
 """Train the bundled tiny FLUX (or SD3) text-to-image model and write it as a diffusers-format pipeline directory.
 
     python tools/train_tiny.py --arch flux --out ppcache/assets/tiny-flux
-    python tools/train_tiny.py --arch sd3 --out ppcache/assets/tiny-sd3 --vae-from ppcache/assets/tiny-flux/vae
+    python tools/train_tiny.py --arch sd3 --out ppcache/assets/tiny-sd3 --vae-from ppcache/assets/tiny-sd3/vae \
+        --iters 400
 
 Data: random crops of photographs shipped with scikit-image / scikit-learn plus scikit-learn's handwritten
-digits (ppcache/tiny/dataset.py). Text encoders are tiny random networks, frozen; the VAE (16 latent channels,
-2x downsampling) and the transformer are trained. Everything is seeded; the run is reproducible on CPU.
+digits (ppcache/tiny/dataset.py). tiny-flux: a pixel-space autoencoder (4 latent channels, no downsampling, so
+the transformer has to make the fine detail), and a transformer trained together with its two tiny text
+encoders. tiny-sd3: frozen random text encoders on the earlier 16-channel, 2x-downsampling autoencoder.
+Everything is seeded; the run is reproducible on CPU.
 """
 import argparse
 import os
@@ -31,6 +34,8 @@ def parse_args(argv=None):
     parser.add_argument("--vae-from", help="reuse a trained VAE directory instead of training one")
     parser.add_argument("--resume", help="continue training the transformer of this pipeline directory (its VAE, "
                                          "tokenizers and text encoders are kept)")
+    parser.add_argument("--frozen-text", action="store_true",
+                        help="keep tiny-flux's random text encoders frozen (tiny-sd3 always does)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for Paddle's kernels")
     parser.add_argument("--samples-per-subject", type=int, default=400)
     parser.add_argument("--vae-iters", type=int, default=400)
@@ -60,19 +65,36 @@ def model_index(arch):
             "transformer": ["diffusers", "SD3Transformer2DModel"], "vae": ["diffusers", "AutoencoderKL"]}
 
 
-def write_text_side(out, arch, seed):
-    """Tokenizers and frozen random text encoders, written to `out`; returns their directories."""
+TEXT_ENCODER_CLASSES = {"clip": "CLIPTextModel", "clip_projection": "CLIPTextModelWithProjection",
+                        "t5": "T5EncoderModel"}
+
+
+def save_text_encoder(module, out, name, class_name):
+    import json
+
     from ppcache.models.loading import save_module
+
+    save_module(module, os.path.join(out, name), weights_name="model.safetensors", class_name=class_name)
+    config_path = os.path.join(out, name, "config.json")
+    with open(config_path) as handle:
+        config = json.load(handle)
+    config["architectures"] = [class_name]
+    build.write_json(config_path, config)
+
+
+def write_text_side(out, arch, seed):
+    """Tokenizers and random text encoders, written to `out`."""
     from ppcache.models.tiny_tokenizers import write_clip_tokenizer, write_t5_tokenizer
 
-    sentences = [dataset.prompt_for(s, k) for s in dataset.subjects() for k in range(len(dataset.TEMPLATES))]
+    prompts, _ = prompt_groups()
     clip_names = ["tokenizer"] if arch == "flux" else ["tokenizer", "tokenizer_2"]
     for name in clip_names:
         # PPDiffusers' SD3 pads T5 to the CLIP length too, so SD3 uses a shorter one to keep text tokens few.
         length = build.CLIP_MAX_LENGTH if arch == "flux" else build.SD3_CLIP_MAX_LENGTH
         write_clip_tokenizer(os.path.join(out, name), model_max_length=length)
     t5_name = "tokenizer_2" if arch == "flux" else "tokenizer_3"
-    write_t5_tokenizer(os.path.join(out, t5_name), sentences, vocab_size=256, model_max_length=build.T5_MAX_LENGTH)
+    write_t5_tokenizer(os.path.join(out, t5_name), prompts[:-1], vocab_size=256,
+                       model_max_length=build.T5_MAX_LENGTH)
     from ppdiffusers.transformers import T5Tokenizer
 
     build.T5_CONFIG["vocab_size"] = len(T5Tokenizer.from_pretrained(os.path.join(out, t5_name)))
@@ -82,56 +104,97 @@ def write_text_side(out, arch, seed):
     else:
         encoders.update(text_encoder_2="clip_projection", text_encoder_3="t5")
     for offset, (name, kind) in enumerate(encoders.items()):
-        module = build.new_text_encoder(kind, seed + 100 + offset)
-        class_name = {"clip": "CLIPTextModel", "clip_projection": "CLIPTextModelWithProjection",
-                      "t5": "T5EncoderModel"}[kind]
-        save_module(module, os.path.join(out, name), weights_name="model.safetensors", class_name=class_name)
-        config_path = os.path.join(out, name, "config.json")
-        import json
-
-        with open(config_path) as handle:
-            config = json.load(handle)
-        config["architectures"] = [class_name]
-        build.write_json(config_path, config)
+        save_text_encoder(build.new_text_encoder(kind, seed + 100 + offset), out, name, TEXT_ENCODER_CLASSES[kind])
 
 
-def text_conditions(pipe, arch):
-    """Per subject, per template: the text features exactly as the pipeline computes them; last: empty prompt."""
-    prompts = [[dataset.prompt_for(s, k) for k in range(len(dataset.TEMPLATES))] for s in dataset.subjects()]
-    prompts = [sorted(set(p), key=p.index) for p in prompts] + [[""]]
-    conditions = []
+def prompt_groups():
+    """Every training prompt (the empty prompt last) and, per subject, the ids of its prompts."""
+    prompts, groups = [], []
+    for subject in dataset.subjects():
+        group = []
+        for template in range(len(dataset.TEMPLATES)):
+            prompt = dataset.prompt_for(subject, template)
+            if prompt not in prompts:
+                prompts.append(prompt)
+            if prompts.index(prompt) not in group:
+                group.append(prompts.index(prompt))
+        groups.append(group)
+    prompts.append("")
+    groups.append([len(prompts) - 1])
+    return prompts, groups
+
+
+class Trainable(paddle.nn.Layer):
+    """The trained parameters: the transformer and, for tiny-flux, its two text encoders."""
+
+    def __init__(self, transformer, text_encoders):
+        super().__init__()
+        self.transformer = transformer
+        self.text_encoders = paddle.nn.LayerList(text_encoders)
+
+
+def text_encoding(pipe, arch, prompts, train_text):
+    """`encode(prompt_ids) -> (embeds, pooled)` exactly as the pipeline computes them."""
+    if arch == "flux" and train_text:
+        clip_ids = pipe.tokenizer(prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                                  truncation=True, return_tensors="pd")["input_ids"]
+        t5_ids = pipe.tokenizer_2(prompts, padding="max_length", max_length=pipe.default_max_sequence_length(),
+                                  truncation=True, return_tensors="pd")["input_ids"]
+
+        def encode(ids):
+            unique = sorted(set(ids))
+            rows = paddle.to_tensor(unique)
+            pooled = pipe.text_encoder(paddle.gather(clip_ids, rows), return_dict=True).pooler_output
+            embeds = pipe.text_encoder_2(paddle.gather(t5_ids, rows), return_dict=True).last_hidden_state
+            order = paddle.to_tensor([unique.index(i) for i in ids])
+            return paddle.gather(embeds, order), paddle.gather(pooled, order)
+        return encode
     with paddle.no_grad():
-        for group in prompts:
-            if arch == "flux":
-                embeds, pooled, _ = pipe.encode_prompt(group)
-            else:
-                embeds, _, pooled, _ = pipe.encode_prompt(group, group, group, do_classifier_free_guidance=False)
-            conditions.append([(embeds[i].numpy(), pooled[i].numpy()) for i in range(len(group))])
-    return conditions
+        if arch == "flux":
+            embeds, pooled, _ = pipe.encode_prompt(prompts)
+        else:
+            embeds, _, pooled, _ = pipe.encode_prompt(prompts, prompts, prompts, do_classifier_free_guidance=False)
+
+    def encode(ids):
+        rows = paddle.to_tensor(ids)
+        return paddle.gather(embeds, rows), paddle.gather(pooled, rows)
+    return encode
 
 
-def make_predict(arch, conditions):
+def make_predict(arch, transformer):
     from ppcache.pipelines.flux import FluxPipeline
 
-    def gather(cond):
-        embeds = paddle.to_tensor(np.stack([conditions[label][k][0] for label, k in cond]))
-        pooled = paddle.to_tensor(np.stack([conditions[label][k][1] for label, k in cond]))
-        return embeds, pooled
-
     if arch == "flux":
-        def predict(model, x, sigma, cond):
-            embeds, pooled = gather(cond)
+        def predict(x, sigma, embeds, pooled):
             b, c, h, w = x.shape
             ids = FluxPipeline.latent_image_ids(h // 2, w // 2, x.dtype)
-            out = model(FluxPipeline.pack_latents(x), embeds, pooled, sigma, ids, paddle.zeros([embeds.shape[1], 3]),
-                        return_dict=False)[0]
+            out = transformer(FluxPipeline.pack_latents(x), embeds, pooled, sigma, ids,
+                              paddle.zeros([embeds.shape[1], 3]), return_dict=False)[0]
             return FluxPipeline.unpack_latents(out, h, w)
     else:
-        def predict(model, x, sigma, cond):
-            embeds, pooled = gather(cond)
-            return model(hidden_states=x, encoder_hidden_states=embeds, pooled_projections=pooled,
-                         timestep=sigma * 1000, return_dict=False)[0]
+        def predict(x, sigma, embeds, pooled):
+            return transformer(hidden_states=x, encoder_hidden_states=embeds, pooled_projections=pooled,
+                               timestep=sigma * 1000, return_dict=False)[0]
     return predict
+
+
+def train_and_save(pipe, out, args, latents, labels, seed):
+    """Trains the transformer (and tiny-flux's text encoders) of `pipe` and writes them to `out`."""
+    from ppcache.models.loading import save_module
+
+    prompts, groups = prompt_groups()
+    train_text = args.arch == "flux" and not args.frozen_text
+    text_encoders = [pipe.text_encoder, pipe.text_encoder_2] if train_text else []
+    trainable = Trainable(pipe.transformer, text_encoders)
+    loss = train_flow(trainable, make_predict(args.arch, pipe.transformer),
+                      text_encoding(pipe, args.arch, prompts, train_text), groups, latents, labels,
+                      args.iters, args.batch_size, seed, lr=args.lr)
+    name = "FluxTransformer2DModel" if args.arch == "flux" else "SD3Transformer2DModel"
+    save_module(pipe.transformer, os.path.join(out, "transformer"), class_name=name)
+    if train_text:
+        save_text_encoder(pipe.text_encoder, out, "text_encoder", "CLIPTextModel")
+        save_text_encoder(pipe.text_encoder_2, out, "text_encoder_2", "T5EncoderModel")
+    return loss
 
 
 def main(argv=None):
@@ -157,7 +220,7 @@ def main(argv=None):
         vae = load_module(AutoencoderKL, args.vae_from)
     else:
         vae = build.new_vae(args.seed)
-        train_vae(vae, images, args.vae_iters, 32, args.seed)
+        train_vae(vae, images, args.vae_iters, 16, args.seed)
     raw = encode_latents(vae, images)
     if not args.vae_from:
         shift, scale = float(raw.mean()), float(1.0 / raw.std())
@@ -172,14 +235,10 @@ def main(argv=None):
     build.write_json(os.path.join(out, "scheduler", "scheduler_config.json"), scheduler)
     write_text_side(out, args.arch, args.seed)
 
-    transformer = build.new_transformer(args.arch, args.seed)
+    transformer = build.new_transformer(args.arch, args.seed, vae.config.latent_channels)
     name = "FluxTransformer2DModel" if args.arch == "flux" else "SD3Transformer2DModel"
     save_module(transformer, os.path.join(out, "transformer"), class_name=name)  # untrained, to build the pipe
-    pipe = load_pipeline(out)
-    conditions = text_conditions(pipe, args.arch)
-    loss = train_flow(transformer, make_predict(args.arch, conditions), latents, conditions, labels,
-                      args.iters, args.batch_size, args.seed, lr=args.lr)
-    save_module(transformer, os.path.join(out, "transformer"), class_name=name)
+    loss = train_and_save(load_pipeline(out), out, args, latents, labels, args.seed)
     minutes = (time.time() - start) / 60
     print(f"trained {args.arch} in {minutes:.1f} min, final loss {loss:.4f}", flush=True)
     if args.grid:
@@ -200,13 +259,9 @@ def resume(args, start):
         shutil.copytree(args.resume, args.out)
     images, labels = dataset.build_dataset(args.samples_per_subject, seed=args.seed)
     pipe = load_pipeline(args.out)
-    vae, transformer = pipe.vae, pipe.transformer
+    vae = pipe.vae
     latents = ((encode_latents(vae, images) - vae.config.shift_factor) * vae.config.scaling_factor).astype(np.float32)
-    conditions = text_conditions(pipe, args.arch)
-    loss = train_flow(transformer, make_predict(args.arch, conditions), latents, conditions, labels,
-                      args.iters, args.batch_size, args.seed + 1, lr=args.lr)
-    name = "FluxTransformer2DModel" if args.arch == "flux" else "SD3Transformer2DModel"
-    save_module(transformer, os.path.join(args.out, "transformer"), class_name=name)
+    loss = train_and_save(pipe, args.out, args, latents, labels, args.seed + 1)
     print(f"resumed {args.arch} for {args.iters} iterations in {(time.time() - start) / 60:.1f} min, "
           f"final loss {loss:.4f}", flush=True)
     if args.grid:

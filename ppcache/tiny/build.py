@@ -4,7 +4,8 @@ import os
 
 import paddle
 
-LATENT_CHANNELS = 16
+LATENT_CHANNELS = 4  # tiny-flux: a pixel-space "VAE" (no downsampling), so fine detail is the transformer's job
+SD3_LATENT_CHANNELS = 16  # tiny-sd3 keeps the earlier 2x-downsampling VAE shipped in its own directory
 TEXT_DIM = 32
 T5_MAX_LENGTH = 16
 CLIP_MAX_LENGTH = 48
@@ -12,10 +13,9 @@ SD3_CLIP_MAX_LENGTH = 40  # all bundled prompts fit; PPDiffusers 0.29 SD3 crashe
 
 VAE_CONFIG = {
     "in_channels": 3, "out_channels": 3,
-    "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
-    "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"],
-    "block_out_channels": [16, 32], "layers_per_block": 1, "act_fn": "silu",
-    "latent_channels": LATENT_CHANNELS, "norm_num_groups": 8, "sample_size": 32,
+    "down_block_types": ["DownEncoderBlock2D"], "up_block_types": ["UpDecoderBlock2D"],
+    "block_out_channels": [16], "layers_per_block": 1, "act_fn": "silu",
+    "latent_channels": LATENT_CHANNELS, "norm_num_groups": 4, "sample_size": 32,
     "scaling_factor": 1.0, "shift_factor": 0.0, "use_quant_conv": False, "use_post_quant_conv": False,
 }
 
@@ -26,15 +26,15 @@ FLUX_CONFIG = {
 }
 
 SD3_CONFIG = {
-    "sample_size": 16, "patch_size": 2, "in_channels": LATENT_CHANNELS, "num_layers": 12,
+    "sample_size": 16, "patch_size": 2, "in_channels": SD3_LATENT_CHANNELS, "num_layers": 12,
     "attention_head_dim": 32, "num_attention_heads": 2, "joint_attention_dim": TEXT_DIM,
-    "caption_projection_dim": 64, "pooled_projection_dim": 2 * TEXT_DIM, "out_channels": LATENT_CHANNELS,
+    "caption_projection_dim": 64, "pooled_projection_dim": 2 * TEXT_DIM, "out_channels": SD3_LATENT_CHANNELS,
     "pos_embed_max_size": 32,
 }
 
 FLUX_SCHEDULER = {
     "_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 1.0,
-    "use_dynamic_shifting": True, "base_shift": 0.5, "max_shift": 1.15, "base_image_seq_len": 256,
+    "use_dynamic_shifting": True, "base_shift": 0.0, "max_shift": 1.15, "base_image_seq_len": 256,
     "max_image_seq_len": 4096,
 }
 SD3_SCHEDULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 1.5}
@@ -66,21 +66,22 @@ def new_vae(seed):
     return build_module(AutoencoderKL, VAE_CONFIG)
 
 
-def new_transformer(arch, seed):
+def new_transformer(arch, seed, latent_channels):
     from ..models.loading import build_module
 
     paddle.seed(seed)
     if arch == "flux":
         from ..models.flux_transformer import FluxTransformer2DModel
 
-        return build_module(FluxTransformer2DModel, FLUX_CONFIG)
+        return build_module(FluxTransformer2DModel, dict(FLUX_CONFIG, in_channels=4 * latent_channels))
     from ppdiffusers.models.transformer_sd3 import SD3Transformer2DModel
 
-    return build_module(SD3Transformer2DModel, SD3_CONFIG)
+    return build_module(SD3Transformer2DModel, dict(SD3_CONFIG, in_channels=latent_channels,
+                                                     out_channels=latent_channels))
 
 
 def new_text_encoder(kind, seed):
-    """Random, frozen tiny text encoders: the transformer learns to read their features."""
+    """Random tiny text encoders (tiny-flux trains them with the transformer; tiny-sd3 keeps them frozen)."""
     from ppdiffusers import transformers as text
 
     from ..models.loading import build_module

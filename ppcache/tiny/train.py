@@ -18,10 +18,32 @@ def cosine_lr(step, total, peak, warmup):
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def _mid_attentions(vae):
+    return [a for part in (vae.encoder, vae.decoder) for a in part.mid_block.attentions if a is not None]
+
+
+def disable_mid_attention(vae):
+    """Zeroes the output projection of the mid-block attentions, which makes each one exactly its residual
+    (identity), and freezes them. Full-resolution attention is most of the autoencoder's cost on CPU and a
+    pixel-space autoencoder does not need it. Returns the parameters left to train."""
+    frozen = set()
+    for attention in _mid_attentions(vae):
+        for parameter in attention.to_out[0].parameters():
+            parameter.set_value(paddle.zeros_like(parameter))
+        for parameter in attention.parameters():
+            parameter.stop_gradient = True
+            frozen.add(id(parameter))
+    return [p for p in vae.parameters() if id(p) not in frozen]
+
+
 def train_vae(vae, images, iters, batch_size, seed, lr=1e-3, kl_weight=1e-6):
     """Reconstruction (L1 + MSE) with a small KL term; returns the final reconstruction MSE."""
     rng = np.random.default_rng(seed)
-    optimizer = paddle.optimizer.AdamW(learning_rate=lr, parameters=vae.parameters(), weight_decay=0.0)
+    parameters = disable_mid_attention(vae)
+    skipped = [(a, a.forward) for a in _mid_attentions(vae)]
+    for attention, _ in skipped:  # exact while the output projection is zero; skipped for speed
+        attention.forward = lambda hidden_states, *args, **kwargs: hidden_states
+    optimizer = paddle.optimizer.AdamW(learning_rate=lr, parameters=parameters, weight_decay=0.0)
     vae.train()
     start = time.time()
     for step in range(iters):
@@ -36,6 +58,8 @@ def train_vae(vae, images, iters, batch_size, seed, lr=1e-3, kl_weight=1e-6):
         optimizer.clear_grad()
         if step % 100 == 0 or step == iters - 1:
             _log(f"vae step {step}/{iters} mse {float(mse):.5f} ({time.time() - start:.0f}s)")
+    for attention, forward in skipped:
+        attention.forward = forward
     vae.eval()
     return float(mse)
 
@@ -65,21 +89,22 @@ class EMA:
             state[k].set_value(v)
 
 
-def train_flow(model, predict, latents, conditions, labels, iters, batch_size, seed, lr=5e-4, ema_decay=0.998,
-               drop_prob=0.1, log_every=100):
+def train_flow(trainable, predict, encode, groups, latents, labels, iters, batch_size, seed, lr=5e-4,
+               ema_decay=0.998, drop_prob=0.1, log_every=100):
     """Rectified flow: x_s = (1 - s) x0 + s n, target v = n - x0, s ~ logit-normal(0, 1).
 
-    `conditions[k]` are the text features of label k, one entry per prompt template; the last entry of
-    `conditions` is the empty prompt, used with probability `drop_prob` (for classifier-free guidance).
-    `predict(model, x_s, s, condition_batch)` returns v.
+    `groups[k]` are the prompt ids of label k (one per prompt template); the last group is the empty prompt,
+    used with probability `drop_prob` (for classifier-free guidance). `encode(prompt_ids)` returns the text
+    features (embeds, pooled) of those prompts, with gradients when the text encoders train.
+    `predict(x_s, s, embeds, pooled)` returns v. `trainable` holds every trained parameter (and gets the EMA).
     """
     rng = np.random.default_rng(seed)
     paddle.seed(seed)
-    optimizer = paddle.optimizer.AdamW(learning_rate=lr, parameters=model.parameters(), weight_decay=0.0,
+    optimizer = paddle.optimizer.AdamW(learning_rate=lr, parameters=trainable.parameters(), weight_decay=0.0,
                                        grad_clip=paddle.nn.ClipGradByGlobalNorm(1.0))
-    ema = EMA(model, ema_decay)
-    empty = len(conditions) - 1
-    model.train()
+    ema = EMA(trainable, ema_decay)
+    empty = groups[-1][0]
+    trainable.train()
     start, running = time.time(), []
     for step in range(iters):
         optimizer.set_lr(cosine_lr(step, iters, lr, 100))
@@ -89,17 +114,18 @@ def train_flow(model, predict, latents, conditions, labels, iters, batch_size, s
         sigma = 1.0 / (1.0 + np.exp(-rng.standard_normal(batch_size)))
         s = paddle.to_tensor(sigma.astype(np.float32)).reshape([-1] + [1] * (x0.ndim - 1))
         x_s = (1 - s) * x0 + s * noise
-        cond = [(empty, 0) if rng.random() < drop_prob else (labels[i], rng.integers(0, len(conditions[labels[i]])))
-                for i in index]
-        v = predict(model, x_s, paddle.to_tensor(sigma.astype(np.float32)), cond)
+        prompt_ids = [empty if rng.random() < drop_prob else groups[labels[i]][rng.integers(0, len(groups[labels[i]]))]
+                      for i in index]
+        embeds, pooled = encode(prompt_ids)
+        v = predict(x_s, paddle.to_tensor(sigma.astype(np.float32)), embeds, pooled)
         loss = F.mse_loss(v, noise - x0)
         loss.backward()
         optimizer.step()
         optimizer.clear_grad()
-        ema.update(model, min(ema_decay, (1 + step) / (10 + step)))
+        ema.update(trainable, min(ema_decay, (1 + step) / (10 + step)))
         running.append(float(loss))
         if step % log_every == 0 or step == iters - 1:
             _log(f"flow step {step}/{iters} loss {np.mean(running[-log_every:]):.4f} ({time.time() - start:.0f}s)")
-    model.eval()
-    ema.copy_to(model)
+    trainable.eval()
+    ema.copy_to(trainable)
     return float(np.mean(running[-log_every:]))
