@@ -196,6 +196,17 @@ def load_config(path, overrides=None):
     if overrides and isinstance(data, (dict, type(None))):
         data = _merge(data or {}, overrides)
     try:
-        return config_from_dict(data, source=str(path))
+        config = config_from_dict(data, source=str(path))
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
+    _resolve_beside(config.cache, "path", os.path.dirname(os.path.abspath(path)))
+    return config
+
+
+def _resolve_beside(section, key, directory):
+    """A relative file path in a config (e.g. a schedule file) names a file beside the YAML when one is there."""
+    value = getattr(section, key, None)
+    if isinstance(value, str) and value and not os.path.isabs(value):
+        beside = os.path.join(directory, value)
+        if os.path.exists(beside):
+            setattr(section, key, beside)

@@ -57,3 +57,13 @@ def test_int_is_accepted_for_float_and_null_for_optional():
 
 def test_empty_document_gives_defaults():
     assert config_from_dict(None).run == RunSection()
+
+
+def test_relative_schedule_path_names_the_file_beside_the_yaml(tmp_path, monkeypatch):
+    (tmp_path / "schedules").mkdir()
+    (tmp_path / "schedules" / "s.json").write_text("{}")
+    (tmp_path / "run.yaml").write_text("cache:\n  method: schedule\n  path: schedules/s.json\n")
+    monkeypatch.chdir("/")
+    assert load_config(str(tmp_path / "run.yaml")).cache.path == str(tmp_path / "schedules" / "s.json")
+    (tmp_path / "other.yaml").write_text("cache:\n  method: schedule\n  path: missing.json\n")
+    assert load_config(str(tmp_path / "other.yaml")).cache.path == "missing.json"  # left as given
