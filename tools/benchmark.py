@@ -46,14 +46,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def peer_rows(model_dir, cases, steps, references, height, width):
+def peer_rows(model_dir, cases, steps, references, height, width, repeats, pipe):
     """The peers' rows, or [] with one line saying why (the `parity` extra is optional)."""
     from ppcache.errors import PPCacheError
 
     try:
         from ppcache.bench.peers import peer_rows as run_peers
 
-        return run_peers(model_dir, cases, steps, references, height, width)
+        return run_peers(model_dir, cases, steps, references, height, width, repeats=repeats, ppcache_pipe=pipe)
     except (ImportError, PPCacheError) as error:
         hint = "" if "pip install" in str(error) else ' (pip install -e ".[parity]")'
         print(f"peers skipped: {error}{hint}", flush=True)
@@ -120,7 +120,7 @@ def main(argv=None):
     rows = bench.merge()
     sheet = bench.sheet()
     if args.peers:
-        peers = peer_rows(model_dir, cases, steps, bench.references(), height, width)
+        peers = peer_rows(model_dir, cases, steps, bench.references(), height, width, args.repeats, pipe)
         rows += peers
         sheet[1].extend((row["name"], row["images"][:len(sheet[0])]) for row in peers if row.get("images"))
     rows = compare([normalized(row) for row in rows])
