@@ -1,5 +1,5 @@
-"""tools/train_tiny.py end to end at toy size: it writes a pipeline directory that loads and generates, its
-text encoders train with the transformer (tiny-flux), and --resume continues from it."""
+"""tools/train_tiny.py end to end at toy size: the shipped recipe writes a pipeline directory shaped like the
+bundled tiny-flux; the experimental one (pixel autoencoder, trained text encoders) loads, generates and resumes."""
 import os
 import sys
 
@@ -25,9 +25,11 @@ def test_train_tiny_flux_writes_a_working_pipeline_and_resumes(tmp_path):
     from ppcache.pipelines.loading import load_pipeline
 
     out = tmp_path / "tiny"
-    train_tiny.main(["--arch", "flux", "--out", str(out)] + TOY)
+    train_tiny.main(["--arch", "flux", "--out", str(out), "--autoencoder", "pixel", "--train-text",
+                     "--base-shift", "0"] + TOY)
     pipe = load_pipeline(str(out))
     assert pipe.vae_scale_factor == 1 and pipe.transformer.config.in_channels == 16  # pixel-space autoencoder
+    assert pipe.scheduler.config.base_shift == 0
     pipe.set_progress_bar_config(disable=True)
     image = pipe("a handwritten digit 3", num_inference_steps=2, height=32, width=32, output_type="np",
                  generator=paddle.Generator().manual_seed(0)).images
@@ -44,8 +46,26 @@ def test_train_tiny_flux_writes_a_working_pipeline_and_resumes(tmp_path):
 
     before = _weights(str(out / "transformer"))
     resumed = tmp_path / "resumed"
-    train_tiny.main(["--arch", "flux", "--resume", str(out), "--out", str(resumed)] + TOY)
+    train_tiny.main(["--arch", "flux", "--resume", str(out), "--out", str(resumed), "--train-text"] + TOY)
     after = _weights(str(resumed / "transformer"))
     assert before.keys() == after.keys() and any(np.abs(before[k] - after[k]).max() > 0 for k in before)
     np.testing.assert_array_equal(_weights(str(out / "vae"))["decoder.conv_out.weight"],
                                   _weights(str(resumed / "vae"))["decoder.conv_out.weight"])
+
+
+def test_default_recipe_builds_the_bundled_model_shape(tmp_path):
+    import json
+
+    import train_tiny
+    from ppcache.config import resolve_model_path
+
+    out = tmp_path / "tiny"
+    train_tiny.main(["--arch", "flux", "--out", str(out)] + TOY)
+    for part in ("vae", "transformer", "text_encoder", "text_encoder_2"):
+        made = json.loads((out / part / "config.json").read_text())
+        shipped = json.loads(open(os.path.join(resolve_model_path("tiny-flux"), part, "config.json")).read())
+        for key in ("block_out_channels", "latent_channels", "in_channels", "num_layers", "num_single_layers",
+                    "hidden_size", "d_model", "vocab_size"):
+            assert made.get(key) == shipped.get(key), (part, key)
+    assert (out / "tokenizer_2" / "spiece.model").read_bytes() == open(
+        os.path.join(resolve_model_path("tiny-flux"), "tokenizer_2", "spiece.model"), "rb").read()

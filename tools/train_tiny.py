@@ -1,14 +1,13 @@
 """Train the bundled tiny FLUX (or SD3) text-to-image model and write it as a diffusers-format pipeline directory.
 
     python tools/train_tiny.py --arch flux --out ppcache/assets/tiny-flux
-    python tools/train_tiny.py --arch sd3 --out ppcache/assets/tiny-sd3 --vae-from ppcache/assets/tiny-sd3/vae \
+    python tools/train_tiny.py --arch sd3 --out ppcache/assets/tiny-sd3 --vae-from ppcache/assets/tiny-flux/vae \
         --iters 400
 
 Data: random crops of photographs shipped with scikit-image / scikit-learn plus scikit-learn's handwritten
-digits (ppcache/tiny/dataset.py). tiny-flux: a pixel-space autoencoder (4 latent channels, no downsampling, so
-the transformer has to make the fine detail), and a transformer trained together with its two tiny text
-encoders. tiny-sd3: frozen random text encoders on the earlier 16-channel, 2x-downsampling autoencoder.
-Everything is seeded; the run is reproducible on CPU.
+digits (ppcache/tiny/dataset.py). Text encoders are tiny random networks, frozen; the VAE (16 latent channels,
+2x downsampling) and the transformer are trained. Everything is seeded; the run is reproducible on CPU.
+--autoencoder pixel / --train-text / --base-shift 0 are the experiment of docs/foundation.md (not shipped).
 """
 import argparse
 import os
@@ -34,8 +33,12 @@ def parse_args(argv=None):
     parser.add_argument("--vae-from", help="reuse a trained VAE directory instead of training one")
     parser.add_argument("--resume", help="continue training the transformer of this pipeline directory (its VAE, "
                                          "tokenizers and text encoders are kept)")
-    parser.add_argument("--frozen-text", action="store_true",
-                        help="keep tiny-flux's random text encoders frozen (tiny-sd3 always does)")
+    parser.add_argument("--train-text", action="store_true",
+                        help="experimental: train tiny-flux's text encoders with the transformer (default: frozen)")
+    parser.add_argument("--autoencoder", choices=["latent", "pixel"], default="latent",
+                        help="experimental pixel: no downsampling, 4 channels, mid attention skipped in training")
+    parser.add_argument("--base-shift", type=float, default=build.FLUX_SCHEDULER["base_shift"],
+                        help="FLUX dynamic shift: mu at 256 image tokens")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for Paddle's kernels")
     parser.add_argument("--samples-per-subject", type=int, default=400)
     parser.add_argument("--vae-iters", type=int, default=400)
@@ -86,15 +89,14 @@ def write_text_side(out, arch, seed):
     """Tokenizers and random text encoders, written to `out`."""
     from ppcache.models.tiny_tokenizers import write_clip_tokenizer, write_t5_tokenizer
 
-    prompts, _ = prompt_groups()
+    sentences = [dataset.prompt_for(s, k) for s in dataset.subjects() for k in range(len(dataset.TEMPLATES))]
     clip_names = ["tokenizer"] if arch == "flux" else ["tokenizer", "tokenizer_2"]
     for name in clip_names:
         # PPDiffusers' SD3 pads T5 to the CLIP length too, so SD3 uses a shorter one to keep text tokens few.
         length = build.CLIP_MAX_LENGTH if arch == "flux" else build.SD3_CLIP_MAX_LENGTH
         write_clip_tokenizer(os.path.join(out, name), model_max_length=length)
     t5_name = "tokenizer_2" if arch == "flux" else "tokenizer_3"
-    write_t5_tokenizer(os.path.join(out, t5_name), prompts[:-1], vocab_size=256,
-                       model_max_length=build.T5_MAX_LENGTH)
+    write_t5_tokenizer(os.path.join(out, t5_name), sentences, vocab_size=256, model_max_length=build.T5_MAX_LENGTH)
     from ppdiffusers.transformers import T5Tokenizer
 
     build.T5_CONFIG["vocab_size"] = len(T5Tokenizer.from_pretrained(os.path.join(out, t5_name)))
@@ -183,7 +185,7 @@ def train_and_save(pipe, out, args, latents, labels, seed):
     from ppcache.models.loading import save_module
 
     prompts, groups = prompt_groups()
-    train_text = args.arch == "flux" and not args.frozen_text
+    train_text = args.arch == "flux" and args.train_text
     text_encoders = [pipe.text_encoder, pipe.text_encoder_2] if train_text else []
     trainable = Trainable(pipe.transformer, text_encoders)
     loss = train_flow(trainable, make_predict(args.arch, pipe.transformer),
@@ -219,8 +221,9 @@ def main(argv=None):
 
         vae = load_module(AutoencoderKL, args.vae_from)
     else:
-        vae = build.new_vae(args.seed)
-        train_vae(vae, images, args.vae_iters, 16, args.seed)
+        pixel = args.autoencoder == "pixel"
+        vae = build.new_vae(args.seed, pixel=pixel)
+        train_vae(vae, images, args.vae_iters, 16 if pixel else 32, args.seed, mid_attention=not pixel)
     raw = encode_latents(vae, images)
     if not args.vae_from:
         shift, scale = float(raw.mean()), float(1.0 / raw.std())
@@ -231,7 +234,7 @@ def main(argv=None):
     save_module(vae, os.path.join(out, "vae"), class_name="AutoencoderKL")
 
     build.write_json(os.path.join(out, "model_index.json"), model_index(args.arch))
-    scheduler = build.FLUX_SCHEDULER if args.arch == "flux" else build.SD3_SCHEDULER
+    scheduler = dict(build.FLUX_SCHEDULER, base_shift=args.base_shift) if args.arch == "flux" else build.SD3_SCHEDULER
     build.write_json(os.path.join(out, "scheduler", "scheduler_config.json"), scheduler)
     write_text_side(out, args.arch, args.seed)
 

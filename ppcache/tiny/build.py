@@ -4,8 +4,7 @@ import os
 
 import paddle
 
-LATENT_CHANNELS = 4  # tiny-flux: a pixel-space "VAE" (no downsampling), so fine detail is the transformer's job
-SD3_LATENT_CHANNELS = 16  # tiny-sd3 keeps the earlier 2x-downsampling VAE shipped in its own directory
+LATENT_CHANNELS = 16
 TEXT_DIM = 32
 T5_MAX_LENGTH = 16
 CLIP_MAX_LENGTH = 48
@@ -13,11 +12,16 @@ SD3_CLIP_MAX_LENGTH = 40  # all bundled prompts fit; PPDiffusers 0.29 SD3 crashe
 
 VAE_CONFIG = {
     "in_channels": 3, "out_channels": 3,
-    "down_block_types": ["DownEncoderBlock2D"], "up_block_types": ["UpDecoderBlock2D"],
-    "block_out_channels": [16], "layers_per_block": 1, "act_fn": "silu",
-    "latent_channels": LATENT_CHANNELS, "norm_num_groups": 4, "sample_size": 32,
+    "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
+    "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"],
+    "block_out_channels": [16, 32], "layers_per_block": 1, "act_fn": "silu",
+    "latent_channels": LATENT_CHANNELS, "norm_num_groups": 8, "sample_size": 32,
     "scaling_factor": 1.0, "shift_factor": 0.0, "use_quant_conv": False, "use_post_quant_conv": False,
 }
+# Experimental (train_tiny --autoencoder pixel): no downsampling, 4 latent channels, 256 tokens at 32x32. Measured
+# worse than the shipped 2x VAE (docs/foundation.md): its decoder smooths away what fewer steps change.
+PIXEL_VAE_CONFIG = dict(VAE_CONFIG, down_block_types=["DownEncoderBlock2D"], up_block_types=["UpDecoderBlock2D"],
+                        block_out_channels=[16], latent_channels=4, norm_num_groups=4)
 
 FLUX_CONFIG = {
     "patch_size": 1, "in_channels": 4 * LATENT_CHANNELS, "num_layers": 3, "num_single_layers": 9,
@@ -26,15 +30,15 @@ FLUX_CONFIG = {
 }
 
 SD3_CONFIG = {
-    "sample_size": 16, "patch_size": 2, "in_channels": SD3_LATENT_CHANNELS, "num_layers": 12,
+    "sample_size": 16, "patch_size": 2, "in_channels": LATENT_CHANNELS, "num_layers": 12,
     "attention_head_dim": 32, "num_attention_heads": 2, "joint_attention_dim": TEXT_DIM,
-    "caption_projection_dim": 64, "pooled_projection_dim": 2 * TEXT_DIM, "out_channels": SD3_LATENT_CHANNELS,
+    "caption_projection_dim": 64, "pooled_projection_dim": 2 * TEXT_DIM, "out_channels": LATENT_CHANNELS,
     "pos_embed_max_size": 32,
 }
 
 FLUX_SCHEDULER = {
     "_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 1.0,
-    "use_dynamic_shifting": True, "base_shift": 0.0, "max_shift": 1.15, "base_image_seq_len": 256,
+    "use_dynamic_shifting": True, "base_shift": 0.5, "max_shift": 1.15, "base_image_seq_len": 256,
     "max_image_seq_len": 4096,
 }
 SD3_SCHEDULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 1.5}
@@ -57,13 +61,13 @@ def write_json(path, data):
         json.dump(data, handle, indent=2, sort_keys=True)
 
 
-def new_vae(seed):
+def new_vae(seed, pixel=False):
     from ppdiffusers import AutoencoderKL
 
     from ..models.loading import build_module
 
     paddle.seed(seed)
-    return build_module(AutoencoderKL, VAE_CONFIG)
+    return build_module(AutoencoderKL, PIXEL_VAE_CONFIG if pixel else VAE_CONFIG)
 
 
 def new_transformer(arch, seed, latent_channels):
@@ -81,7 +85,7 @@ def new_transformer(arch, seed, latent_channels):
 
 
 def new_text_encoder(kind, seed):
-    """Random tiny text encoders (tiny-flux trains them with the transformer; tiny-sd3 keeps them frozen)."""
+    """Random tiny text encoders, frozen unless train_tiny --train-text trains them with the transformer."""
     from ppdiffusers import transformers as text
 
     from ..models.loading import build_module

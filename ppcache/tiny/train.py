@@ -36,11 +36,12 @@ def disable_mid_attention(vae):
     return [p for p in vae.parameters() if id(p) not in frozen]
 
 
-def train_vae(vae, images, iters, batch_size, seed, lr=1e-3, kl_weight=1e-6):
-    """Reconstruction (L1 + MSE) with a small KL term; returns the final reconstruction MSE."""
+def train_vae(vae, images, iters, batch_size, seed, lr=1e-3, kl_weight=1e-6, mid_attention=True):
+    """Reconstruction (L1 + MSE) with a small KL term; returns the final reconstruction MSE.
+    `mid_attention=False` trains without the mid-block attentions (see `disable_mid_attention`)."""
     rng = np.random.default_rng(seed)
-    parameters = disable_mid_attention(vae)
-    skipped = [(a, a.forward) for a in _mid_attentions(vae)]
+    parameters = vae.parameters() if mid_attention else disable_mid_attention(vae)
+    skipped = [] if mid_attention else [(a, a.forward) for a in _mid_attentions(vae)]
     for attention, _ in skipped:  # exact while the output projection is zero; skipped for speed
         attention.forward = lambda hidden_states, *args, **kwargs: hidden_states
     optimizer = paddle.optimizer.AdamW(learning_rate=lr, parameters=parameters, weight_decay=0.0)
