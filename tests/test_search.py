@@ -90,6 +90,10 @@ def test_sharded_evaluation_merges_to_the_whole():
     with pytest.raises(ValueError, match="evaluated by no shard"):
         objectives_from_shards(shards[:2], len(X))
     assert pick(np.array([[0.5, 0.1], [0.2, 0.4], [0.0, 0.9]])) == {"fast": 0, "balanced": 1, "quality": 2}
+    # with a quality floor of 0.7 the cheap, poor member (quality 0.5) is no pick
+    assert pick(np.array([[0.5, 0.1], [0.2, 0.4], [0.1, 0.5], [0.0, 0.9]]), 0.7) == {"fast": 1, "balanced": 2,
+                                                                                     "quality": 3}
+    assert pick(np.array([[0.5, 0.1], [0.4, 0.4]]), 0.99) == {"fast": 0, "balanced": 0, "quality": 1}
 
 
 @pytest.mark.parametrize("text, message", [

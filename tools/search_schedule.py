@@ -76,7 +76,7 @@ def write_results(cfg, search, objective):
         paths.append(path)
     picks = {}
     if len(X):
-        for label, index in pick(F).items():
+        for label, index in pick(F, cfg.min_quality).items():
             target = os.path.join(cfg.out, f"schedule_{label}.json")
             shutil.copyfile(paths[index], target)
             config = {"model": {"path": cfg.model},
@@ -219,7 +219,7 @@ def report_targets(cfg, pipe, cases, front_paths, picks, compared):
             row["searched"] = {"compute_fraction": origin.compute_fraction, "ssim": origin.ssim}
             print(f"  {row['pick']}: searched cf {origin.compute_fraction:.3f} SSIM {origin.ssim:.4f} -> "
                   f"cf {row['compute_fraction']:.3f} SSIM {row['ssim']:.4f} (fewer steps at that compute "
-                  f"{row['fewer_steps_ssim']:.4f})")
+                  f"{'not measured' if row['fewer_steps_ssim'] is None else format(row['fewer_steps_ssim'], '.4f')})")
         with open(os.path.join(cfg.out, "transfer.json"), "w") as handle:
             json.dump({"steps": steps, "height": height, "width": width, "rows": rows}, handle, indent=2)
 

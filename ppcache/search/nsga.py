@@ -353,6 +353,7 @@ class SearchConfig:
     seed: int = 0  # NSGA-II's random generator and the random seed genomes
     cost: str = "compute_fraction"  # second objective: compute_fraction or macs
     out: str = "outputs/ecad_search"
+    min_quality: float = 0.95  # the fast / balanced / quality picks come from front members at least this good
     # run configs measured on the calibration cases beside the front (the ECAD targets); [] skips them
     compare: List[str] = dataclasses.field(default_factory=lambda: ["configs/fora.yaml", "configs/sortblock.yaml"])
     # transfer check: the picks run at another step count / resolution (null: the search's own)
@@ -374,6 +375,7 @@ class SearchConfig:
         _check_range(f"{where}.crossover_points", self.crossover_points, 1, 10**6)
         _check_range(f"{where}.seed", self.seed, 0, 2**32 - 1)
         _check_choice(f"{where}.cost", self.cost, ("compute_fraction", "macs"))
+        _check_range(f"{where}.min_quality", self.min_quality, 0.0, 1.0)
         for key in ("transfer_steps", "transfer_height", "transfer_width"):
             if getattr(self, key) is not None:
                 _check_range(f"{where}.{key}", getattr(self, key), 1, 8192)
@@ -397,11 +399,16 @@ def load_search_config(path):
     return search_config_from_dict(read_yaml(path, "search config"), source=str(path))
 
 
-def pick(F):
+def pick(F, min_quality=0.0):
     """Indices of the `fast` (lowest cost), `quality` (lowest 1 - quality) and `balanced` (lowest sum of both
-    objectives, each scaled to [0, 1] over the front) members of a front."""
+    objectives, each scaled to [0, 1] over the candidates) members of a front. Only members with quality >=
+    `min_quality` are candidates, unless none is."""
     F = np.asarray(F, dtype=float)
-    span = np.where(np.ptp(F, axis=0) > 0, np.ptp(F, axis=0), 1.0)
-    scaled = (F - F.min(axis=0)) / span
-    return {"fast": int(np.lexsort((F[:, 0], F[:, 1]))[0]), "balanced": int(np.argmin(scaled.sum(axis=1))),
-            "quality": int(np.lexsort((F[:, 1], F[:, 0]))[0])}
+    candidates = np.flatnonzero(1 - F[:, 0] >= min_quality)
+    candidates = candidates if len(candidates) else np.arange(len(F))
+    G = F[candidates]
+    span = np.where(np.ptp(G, axis=0) > 0, np.ptp(G, axis=0), 1.0)
+    scaled = (G - G.min(axis=0)) / span
+    return {"fast": int(candidates[np.lexsort((G[:, 0], G[:, 1]))[0]]),
+            "balanced": int(candidates[np.argmin(scaled.sum(axis=1))]),
+            "quality": int(candidates[np.lexsort((G[:, 1], G[:, 0]))[0]])}

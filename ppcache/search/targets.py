@@ -54,7 +54,7 @@ class Setting:
             remove_cache(self.pipe)
         return Point(name, float(np.mean(fractions)), self.mean_ssim(images))
 
-    def fewer_steps(self, fractions=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8)):
+    def fewer_steps(self, fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)):
         counts = sorted({max(1, round(self.steps * f)) for f in fractions} - {self.steps})
         return [Point(f"fewer steps ({k}/{self.steps})", k / self.steps, self.mean_ssim(self.images(k)))
                 for k in counts]
@@ -67,8 +67,12 @@ def best_ssim_within(front, compute_fraction):
 
 
 def interpolate_ssim(points, compute_fraction):
+    """SSIM of the points' line at a compute fraction; None outside the measured range."""
     points = sorted(points, key=lambda p: p.compute_fraction)
-    return float(np.interp(compute_fraction, [p.compute_fraction for p in points], [p.ssim for p in points]))
+    xs = [p.compute_fraction for p in points]
+    if not xs[0] <= compute_fraction <= xs[-1]:
+        return None
+    return float(np.interp(compute_fraction, xs, [p.ssim for p in points]))
 
 
 def dominance_lines(front, others):
