@@ -69,3 +69,16 @@ def test_default_recipe_builds_the_bundled_model_shape(tmp_path):
             assert made.get(key) == shipped.get(key), (part, key)
     assert (out / "tokenizer_2" / "spiece.model").read_bytes() == open(
         os.path.join(resolve_model_path("tiny-flux"), "tokenizer_2", "spiece.model"), "rb").read()
+
+
+def test_identity_autoencoder_passes_pixels_through():
+    from ppcache.tiny import build
+
+    vae = build.identity_vae()
+    x = paddle.to_tensor(np.random.default_rng(0).uniform(-1, 1, (2, 3, 32, 24)).astype(np.float32))
+    with paddle.no_grad():
+        posterior = vae.encode(x).latent_dist
+        decoded = vae.decode(posterior.mean).sample
+    assert float((posterior.mean - x).abs().max()) < 1e-3 and float(posterior.std.max()) < 1e-5
+    assert float((decoded - x).abs().max()) < 1e-3  # far below one 8-bit step (0.0078 on [-1, 1])
+    assert vae.config.block_out_channels == [9] and vae.config.latent_channels == 3

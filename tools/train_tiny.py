@@ -35,8 +35,9 @@ def parse_args(argv=None):
                                          "tokenizers and text encoders are kept)")
     parser.add_argument("--train-text", action="store_true",
                         help="experimental: train tiny-flux's text encoders with the transformer (default: frozen)")
-    parser.add_argument("--autoencoder", choices=["latent", "pixel"], default="latent",
-                        help="experimental pixel: no downsampling, 4 channels, mid attention skipped in training")
+    parser.add_argument("--autoencoder", choices=["latent", "pixel", "identity"], default="latent",
+                        help="experimental: pixel (no downsampling, 4 channels, trained without mid attention) or "
+                             "identity (built, not trained: latents are the pixels)")
     parser.add_argument("--base-shift", type=float, default=build.FLUX_SCHEDULER["base_shift"],
                         help="FLUX dynamic shift: mu at 256 image tokens")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for Paddle's kernels")
@@ -220,6 +221,8 @@ def main(argv=None):
         from ppdiffusers import AutoencoderKL
 
         vae = load_module(AutoencoderKL, args.vae_from)
+    elif args.autoencoder == "identity":
+        vae = build.identity_vae()
     else:
         pixel = args.autoencoder == "pixel"
         vae = build.new_vae(args.seed, pixel=pixel)

@@ -2,6 +2,7 @@
 import json
 import os
 
+import numpy as np
 import paddle
 
 LATENT_CHANNELS = 16
@@ -59,6 +60,48 @@ def write_json(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
+
+
+IDENTITY_VAE_CONFIG = dict(PIXEL_VAE_CONFIG, block_out_channels=[9], latent_channels=3, norm_num_groups=3)
+
+
+def identity_vae(anchor=1600.0, lift=20.0):
+    """An AutoencoderKL built (not trained) to pass pixels through: latents are the image, to about 2e-4.
+
+    Residual branches (resnet conv2, attention output) are zero, so those blocks are identities. Each group
+    norm sees three channels per pixel channel, (x, -x, anchor): their mean is anchor / 3 whatever the image, and
+    their variance is dominated by the anchor, so the norm is linear to O(x^2 / anchor); its affine lifts x into
+    SiLU's linear range, and the output conv takes the x channel back out.
+    """
+    from ppdiffusers import AutoencoderKL
+
+    from ..models.loading import build_module
+
+    vae = build_module(AutoencoderKL, IDENTITY_VAE_CONFIG)
+
+    def assign(parameter, values):
+        parameter.set_value(paddle.to_tensor(np.asarray(values, dtype=np.float32)))
+
+    for name, layer in vae.named_sublayers():
+        if (name.endswith("conv2") and ".resnets." in name) or name.endswith("to_out.0"):
+            assign(layer.weight, np.zeros(layer.weight.shape))
+            assign(layer.bias, np.zeros(layer.bias.shape))
+    channels = IDENTITY_VAE_CONFIG["latent_channels"]
+    for part in (vae.encoder, vae.decoder):
+        weight, bias = np.zeros(part.conv_in.weight.shape), np.zeros(part.conv_in.bias.shape)
+        for i in range(channels):
+            weight[3 * i, i, 1, 1], weight[3 * i + 1, i, 1, 1], bias[3 * i + 2] = 1.0, -1.0, anchor
+        assign(part.conv_in.weight, weight)
+        assign(part.conv_in.bias, bias)
+        assign(part.conv_norm_out.weight, np.full(part.conv_norm_out.weight.shape, anchor * np.sqrt(2) / 3))
+        assign(part.conv_norm_out.bias, np.full(part.conv_norm_out.bias.shape, anchor / 3 + lift))
+        weight, bias = np.zeros(part.conv_out.weight.shape), np.zeros(part.conv_out.bias.shape)
+        for i in range(channels):
+            weight[i, 3 * i, 1, 1], bias[i] = 1.0, -lift
+        bias[channels:] = -30.0  # encoder log-variance: the posterior is its mean
+        assign(part.conv_out.weight, weight)
+        assign(part.conv_out.bias, bias)
+    return vae.eval()
 
 
 def new_vae(seed, pixel=False):

@@ -18,10 +18,15 @@ class SubjectClassifier:
     """Predicts the subject index (`dataset.subjects()` order) of 32x32 images."""
 
     def __init__(self, samples_per_subject=120, seed=1):
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
 
         images, labels = dataset.build_dataset(samples_per_subject, seed=seed)
-        self.model = LogisticRegression(max_iter=300, C=0.5).fit(features(images), labels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # 300 iterations are plenty for a score
+            self.model = LogisticRegression(max_iter=300, C=0.5).fit(features(images), labels)
 
     def predict(self, images):
         return self.model.predict(features(images))
