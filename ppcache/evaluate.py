@@ -40,20 +40,26 @@ def references(pipe, cases, steps):
     return [sample(pipe, prompt, seed, steps) for prompt, seed in cases]
 
 
+def cached_samples(pipe, config, cases, steps, height=32, width=32):
+    """[(image, summary stats, seconds)] of a cache config on (prompt, seed) cases; the cache is removed after."""
+    apply_cache(pipe, config)
+    try:
+        runs = []
+        for prompt, seed in cases:
+            image, seconds = sample(pipe, prompt, seed, steps, height, width)
+            runs.append((image, summary(pipe), seconds))
+    finally:
+        remove_cache(pipe)
+    return runs
+
+
 def evaluate_config(pipe, name, config, cases, steps, refs):
     """Mean SSIM / PSNR / compute fraction over the cases; speed-up from the median of paired timings."""
-    apply_cache(pipe, config)
-    scores, fractions, times, cache_bytes = [], [], [], 0
-    for (prompt, seed), (reference, _) in zip(cases, refs):
-        image, seconds = sample(pipe, prompt, seed, steps)
-        stats = summary(pipe)
-        scores.append((ssim(image, reference), min(psnr(image, reference), 100.0)))
-        fractions.append(stats["compute_fraction"])
-        times.append(seconds)
-        cache_bytes = max(cache_bytes, stats["cache_bytes"])
-        method = stats["method"]
-    remove_cache(pipe)
-    speedup = statistics.median(t for _, t in refs) / statistics.median(times)
-    return Row(name, method, float(np.mean(fractions)), float(np.mean([s for s, _ in scores])),
-               float(np.mean([p for _, p in scores])), speedup, cache_bytes)
+    runs = cached_samples(pipe, config, cases, steps)
+    scores = [(ssim(image, reference), min(psnr(image, reference), 100.0))
+              for (image, _, _), (reference, _) in zip(runs, refs)]
+    speedup = statistics.median(t for _, t in refs) / statistics.median(t for _, _, t in runs)
+    return Row(name, runs[0][1]["method"], float(np.mean([stats["compute_fraction"] for _, stats, _ in runs])),
+               float(np.mean([s for s, _ in scores])), float(np.mean([p for _, p in scores])), speedup,
+               max(stats["cache_bytes"] for _, stats, _ in runs))
 

@@ -181,11 +181,11 @@ def main(argv=None):
     print(f"wrote {len(paths)} front schedules to {os.path.join(cfg.out, 'front')}")
     for label, path in picks.items():
         print(f"  {label}: {os.path.basename(path)} -> schedule_{label}.json / schedule_{label}.yaml")
-    report_targets(cfg, pipe, cases, paths, picks, compared)
+    report_targets(cfg, pipe, cases, paths, picks, compared, objective.references)
     return 0
 
 
-def report_targets(cfg, pipe, cases, front_paths, picks, compared):
+def report_targets(cfg, pipe, cases, front_paths, picks, compared, references):
     """Prints and writes (targets.json, transfer.json) the front against the compared configs and the
     fewer-steps baseline on the calibration cases, and the picks run at the transfer setting."""
     import json
@@ -198,20 +198,20 @@ def report_targets(cfg, pipe, cases, front_paths, picks, compared):
         metrics = CacheSchedule.load(path).metrics
         front.append(Point(os.path.basename(path), metrics["compute_fraction"], metrics["ssim"]))
     if cfg.compare:
-        setting = Setting(pipe, cases, cfg.steps, cfg.height, cfg.width)
-        references = [setting.measure(os.path.splitext(os.path.basename(p))[0], config.cache)
-                      for p, config in compared.items()]
-        lines, summary = target_report(front, references, setting.fewer_steps())
+        setting = Setting(pipe, cases, cfg.steps, cfg.height, cfg.width, references)
+        measured = [setting.measure(os.path.splitext(os.path.basename(p))[0], config.cache)
+                    for p, config in compared.items()]
+        lines, summary = target_report(front, measured, setting.fewer_steps())
         print(f"targets on the {len(cases)} calibration images, {cfg.steps} steps:")
         print("\n".join(lines))
         with open(os.path.join(cfg.out, "targets.json"), "w") as handle:
-            json.dump({"summary": summary, "references": [vars(p) for p in references],
+            json.dump({"summary": summary, "references": [vars(p) for p in measured],
                        "front": [vars(p) for p in front]}, handle, indent=2)
     transfer = (cfg.transfer_steps or cfg.steps, cfg.transfer_height or cfg.height, cfg.transfer_width or cfg.width)
     if picks and transfer != (cfg.steps, cfg.height, cfg.width):
         steps, height, width = transfer
         rows = transfer_rows(Setting(pipe, cases, steps, height, width), picks)
-        searched = {os.path.basename(p.name): p for p in front}
+        searched = {p.name: p for p in front}
         print(f"transfer: searched at {cfg.steps} steps {cfg.height}x{cfg.width}, run at {steps} steps "
               f"{height}x{width}:")
         for row in rows:

@@ -256,7 +256,6 @@ def main(argv=None):
 def resume(args, start):
     """More transformer training on an existing pipeline directory (same data, seed offset by the iterations
     already run so the batches differ)."""
-    from ppcache.models.loading import save_module
     from ppcache.pipelines.loading import load_pipeline
 
     if os.path.abspath(args.resume) != os.path.abspath(args.out):

@@ -153,23 +153,21 @@ class PipelineObjective:
                                          config={"height": self.height, "width": self.width})
 
     def __call__(self, genome):
-        from .. import ScheduleConfig, apply_cache, remove_cache, summary
+        from .. import ScheduleConfig
+        from ..evaluate import cached_samples
 
         handle, path = tempfile.mkstemp(suffix=".json", prefix="ppcache_schedule_")
         os.close(handle)
         try:
             self.schedule(genome).save(path)
-            apply_cache(self.pipe, ScheduleConfig(path=path))
-            images, macs_run, fractions = [], 0, []
-            for prompt, seed in self.cases:
-                images.append(self._sample(prompt, seed))
-                stats = summary(self.pipe)
-                macs_run += stats["macs_run"]
-                fractions.append(stats["compute_fraction"])
+            runs = cached_samples(self.pipe, ScheduleConfig(path=path), self.cases, self.steps, self.height,
+                                  self.width)
         finally:
-            remove_cache(self.pipe)
             os.remove(path)
-        quality, fraction = float(self.quality(images, self.references)), float(np.mean(fractions))
+        images = [image for image, _, _ in runs]
+        macs_run = sum(stats["macs_run"] for _, stats, _ in runs)
+        quality = float(self.quality(images, self.references))
+        fraction = float(np.mean([stats["compute_fraction"] for _, stats, _ in runs]))
         self.records[np.asarray(genome, dtype=np.int8).tobytes()] = {
             "quality": quality, "compute_fraction": fraction, "macs_run": int(macs_run)}
         return quality, (fraction if self.cost == "compute_fraction" else float(macs_run))

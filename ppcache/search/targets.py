@@ -20,18 +20,18 @@ class Point:
 
 
 class Setting:
-    """One sampling setting (cases, steps, resolution) with its uncached references, generated once."""
+    """One sampling setting (cases, steps, resolution) with its uncached references (given, or generated once)."""
 
-    def __init__(self, pipe, cases, steps, height, width):
-        from .. import remove_cache
-
+    def __init__(self, pipe, cases, steps, height, width, references=None):
         self.pipe, self.cases, self.steps, self.height, self.width = pipe, list(cases), steps, height, width
-        remove_cache(pipe)
-        self.references = self.images(steps)
+        self.references = self.images(steps) if references is None else list(references)
 
     def images(self, steps):
+        """Uncached images of the cases at `steps`."""
+        from .. import remove_cache
         from ..evaluate import sample
 
+        remove_cache(self.pipe)
         return [sample(self.pipe, prompt, seed, steps, self.height, self.width)[0] for prompt, seed in self.cases]
 
     def mean_ssim(self, images):
@@ -39,20 +39,13 @@ class Setting:
 
     def measure(self, name, cache_config):
         """Point of a cache config (any method config, e.g. ScheduleConfig) in this setting."""
-        from .. import apply_cache, remove_cache, summary
-        from ..evaluate import sample
+        from ..evaluate import cached_samples
 
-        apply_cache(self.pipe, cache_config)
-        images, fractions = [], []
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a schedule remapped to other steps warns once per run
-                for prompt, seed in self.cases:
-                    images.append(sample(self.pipe, prompt, seed, self.steps, self.height, self.width)[0])
-                    fractions.append(summary(self.pipe)["compute_fraction"])
-        finally:
-            remove_cache(self.pipe)
-        return Point(name, float(np.mean(fractions)), self.mean_ssim(images))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a schedule remapped to other steps warns once per run
+            runs = cached_samples(self.pipe, cache_config, self.cases, self.steps, self.height, self.width)
+        return Point(name, float(np.mean([stats["compute_fraction"] for _, stats, _ in runs])),
+                     self.mean_ssim([image for image, _, _ in runs]))
 
     def fewer_steps(self, fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)):
         counts = sorted({max(1, round(self.steps * f)) for f in fractions} - {self.steps})
