@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Union
 from .errors import ConfigError
 
 BUNDLED_MODELS = {"tiny-flux": "tiny-flux", "tiny-sd3": "tiny-sd3"}
+DEFAULT_RESOLUTION = 32  # the bundled tiny-flux's training size (pixels); run.height / run.width default
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
 
@@ -40,8 +41,8 @@ class RunSection:
     negative_prompt: Optional[str] = None  # used when true_cfg_scale > 1 (two transformer calls per step)
     seed: int = 0
     steps: int = 20
-    height: int = 32
-    width: int = 32
+    height: int = DEFAULT_RESOLUTION
+    width: int = DEFAULT_RESOLUTION
     guidance_scale: float = 3.5  # FLUX guidance embedding (guidance-distilled models); SD3 CFG scale
     true_cfg_scale: float = 1.0  # FLUX true classifier-free guidance
     max_sequence_length: Optional[int] = None  # T5 tokens; default: the tokenizer's model_max_length (<= 512)

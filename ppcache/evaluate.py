@@ -7,10 +7,11 @@ import time
 import numpy as np
 
 from .api import apply_cache, remove_cache, summary
+from .config import DEFAULT_RESOLUTION
 from .metrics import psnr, ssim
 
 
-def sample(pipe, prompt, seed, steps, height=32, width=32):
+def sample(pipe, prompt, seed, steps, height=DEFAULT_RESOLUTION, width=DEFAULT_RESOLUTION):
     import paddle
 
     pipe.set_progress_bar_config(disable=True)
@@ -40,7 +41,7 @@ def references(pipe, cases, steps):
     return [sample(pipe, prompt, seed, steps) for prompt, seed in cases]
 
 
-def cached_samples(pipe, config, cases, steps, height=32, width=32):
+def cached_samples(pipe, config, cases, steps, height=DEFAULT_RESOLUTION, width=DEFAULT_RESOLUTION):
     """[(image, summary stats, seconds)] of a cache config on (prompt, seed) cases; the cache is removed after."""
     apply_cache(pipe, config)
     try:

@@ -11,7 +11,8 @@ import ppcache  # noqa: F401
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-TOY = ["--samples-per-subject", "2", "--vae-iters", "2", "--iters", "2", "--batch-size", "4", "--threads", "1"]
+TOY = ["--samples-per-subject", "2", "--vae-iters", "2", "--iters", "2", "--batch-size", "4", "--threads", "1",
+       "--text-pretrain-iters", "3"]
 
 
 def _weights(directory):
@@ -82,3 +83,30 @@ def test_identity_autoencoder_passes_pixels_through():
     assert float((posterior.mean - x).abs().max()) < 1e-3 and float(posterior.std.max()) < 1e-5
     assert float((decoded - x).abs().max()) < 1e-3  # far below one 8-bit step (0.0078 on [-1, 1])
     assert vae.config.block_out_channels == [9] and vae.config.latent_channels == 3
+
+
+def test_text_pretraining_separates_the_subjects(tmp_path):
+    """Random tiny encoders pool the ten digit prompts to nearly one vector; after pretraining each prompt's
+    features name its subject and the digits are far apart."""
+    import train_tiny
+    from ppcache.pipelines.loading import load_pipeline
+
+    out = tmp_path / "tiny"
+    train_tiny.main(["--arch", "flux", "--out", str(out)] + TOY + ["--text-pretrain-iters", "0"])
+    pipe = load_pipeline(str(out))
+    digits = [f"a handwritten digit {d}" for d in range(10)]
+
+    def digit_similarity(pipe):
+        with paddle.no_grad():
+            embeds, pooled, _ = pipe.encode_prompt(digits)
+        result = []
+        for features in (pooled.numpy(), embeds.numpy().mean(1)):
+            unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+            result.append(float(((unit @ unit.T).sum() - 10) / 90))
+        return result
+
+    before = digit_similarity(pipe)
+    accuracy = train_tiny.pretrain_text(pipe, str(out), 60, 0)
+    after = digit_similarity(load_pipeline(str(out)))  # the saved encoders
+    assert accuracy == {"clip": 1.0, "t5": 1.0}
+    assert min(before) > 0.9 and max(after) < 0.5, (before, after)

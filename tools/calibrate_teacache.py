@@ -63,7 +63,7 @@ def main(argv=None):
             for seed in args.seeds:
                 start = len(recorder.pairs)
                 pipe(prompt=prompt, num_inference_steps=args.steps, generator=paddle.Generator().manual_seed(seed),
-                     output_type="latent", height=32, width=32)
+                     output_type="latent")
                 traces.append([0.0] + [x for x, _ in recorder.pairs[start:]])
     finally:
         engine.detach_scheduler()

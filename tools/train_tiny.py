@@ -7,7 +7,8 @@
 Data: random crops of photographs shipped with scikit-image / scikit-learn plus scikit-learn's handwritten
 digits (ppcache/tiny/dataset.py). Text encoders are tiny random networks, frozen; the VAE (16 latent channels,
 2x downsampling) and the transformer are trained. Everything is seeded; the run is reproducible on CPU.
---autoencoder pixel / --train-text / --base-shift 0 are the experiment of docs/foundation.md (not shipped).
+--autoencoder pixel|identity, --train-text, --image-size 16 and --base-shift are the experiments of
+docs/foundation.md (not shipped).
 """
 import argparse
 import os
@@ -38,6 +39,11 @@ def parse_args(argv=None):
     parser.add_argument("--autoencoder", choices=["latent", "pixel", "identity"], default="latent",
                         help="experimental: pixel (no downsampling, 4 channels, trained without mid attention) or "
                              "identity (built, not trained: latents are the pixels)")
+    parser.add_argument("--image-size", type=int, default=dataset.IMAGE_SIZE, choices=[16, 32],
+                        help="training image size (pixels); the pipeline's default resolution")
+    parser.add_argument("--text-pretrain-iters", type=int, default=0,
+                        help="teach the tiny text encoders to tell the subjects apart before the transformer "
+                             "trains (they are frozen after); 0 keeps them random")
     parser.add_argument("--base-shift", type=float, default=build.FLUX_SCHEDULER["base_shift"],
                         help="FLUX dynamic shift: mu at 256 image tokens")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for Paddle's kernels")
@@ -136,13 +142,43 @@ class Trainable(paddle.nn.Layer):
         self.text_encoders = paddle.nn.LayerList(text_encoders)
 
 
+def token_ids(pipe, prompts):
+    """tiny-flux's CLIP and T5 token ids of `prompts`, padded as the pipeline pads them."""
+    clip_ids = pipe.tokenizer(prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                              truncation=True, return_tensors="pd")["input_ids"]
+    t5_ids = pipe.tokenizer_2(prompts, padding="max_length", max_length=pipe.default_max_sequence_length(),
+                              truncation=True, return_tensors="pd")["input_ids"]
+    return clip_ids, t5_ids
+
+
+def pretrain_text(pipe, out, iters, seed):
+    """tiny-flux's text encoders learn to separate the subjects (pooled CLIP, mean T5 tokens), then are saved."""
+    from ppcache.tiny.train import pretrain_text_encoders
+
+    prompts, groups = prompt_groups()
+    clip_ids, t5_ids = token_ids(pipe, prompts)
+
+    def rows(ids, table):
+        return paddle.gather(table, paddle.to_tensor(ids))
+
+    encoders = {
+        "clip": (lambda ids: pipe.text_encoder(rows(ids, clip_ids), return_dict=True).pooler_output,
+                 pipe.text_encoder.parameters()),
+        "t5": (lambda ids: pipe.text_encoder_2(rows(ids, t5_ids), return_dict=True).last_hidden_state.mean(1),
+               pipe.text_encoder_2.parameters()),
+    }
+    pipe.text_encoder.train(), pipe.text_encoder_2.train()
+    accuracy = pretrain_text_encoders(encoders, groups, iters, seed)
+    pipe.text_encoder.eval(), pipe.text_encoder_2.eval()
+    save_text_encoder(pipe.text_encoder, out, "text_encoder", "CLIPTextModel")
+    save_text_encoder(pipe.text_encoder_2, out, "text_encoder_2", "T5EncoderModel")
+    return accuracy
+
+
 def text_encoding(pipe, arch, prompts, train_text):
     """`encode(prompt_ids) -> (embeds, pooled)` exactly as the pipeline computes them."""
     if arch == "flux" and train_text:
-        clip_ids = pipe.tokenizer(prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                                  truncation=True, return_tensors="pd")["input_ids"]
-        t5_ids = pipe.tokenizer_2(prompts, padding="max_length", max_length=pipe.default_max_sequence_length(),
-                                  truncation=True, return_tensors="pd")["input_ids"]
+        clip_ids, t5_ids = token_ids(pipe, prompts)
 
         def encode(ids):
             unique = sorted(set(ids))
@@ -214,7 +250,7 @@ def main(argv=None):
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(out)
-    images, labels = dataset.build_dataset(args.samples_per_subject, seed=args.seed)
+    images, labels = dataset.build_dataset(args.samples_per_subject, seed=args.seed, image_size=args.image_size)
     print(f"data: {len(images)} images, {len(dataset.subjects())} subjects", flush=True)
 
     if args.vae_from:
@@ -230,7 +266,7 @@ def main(argv=None):
     raw = encode_latents(vae, images)
     if not args.vae_from:
         shift, scale = float(raw.mean()), float(1.0 / raw.std())
-        vae.register_to_config(shift_factor=shift, scaling_factor=scale)
+        vae.register_to_config(shift_factor=shift, scaling_factor=scale, sample_size=args.image_size)
     latents = ((raw - vae.config.shift_factor) * vae.config.scaling_factor).astype(np.float32)
     print(f"latents {latents.shape} shift {vae.config.shift_factor:.4f} scale {vae.config.scaling_factor:.4f}",
           flush=True)
@@ -244,7 +280,10 @@ def main(argv=None):
     transformer = build.new_transformer(args.arch, args.seed, vae.config.latent_channels)
     name = "FluxTransformer2DModel" if args.arch == "flux" else "SD3Transformer2DModel"
     save_module(transformer, os.path.join(out, "transformer"), class_name=name)  # untrained, to build the pipe
-    loss = train_and_save(load_pipeline(out), out, args, latents, labels, args.seed)
+    pipe = load_pipeline(out)
+    if args.text_pretrain_iters and args.arch == "flux":
+        pretrain_text(pipe, out, args.text_pretrain_iters, args.seed)
+    loss = train_and_save(pipe, out, args, latents, labels, args.seed)
     minutes = (time.time() - start) / 60
     print(f"trained {args.arch} in {minutes:.1f} min, final loss {loss:.4f}", flush=True)
     if args.grid:
@@ -262,8 +301,9 @@ def resume(args, start):
         if os.path.exists(args.out):
             shutil.rmtree(args.out)
         shutil.copytree(args.resume, args.out)
-    images, labels = dataset.build_dataset(args.samples_per_subject, seed=args.seed)
     pipe = load_pipeline(args.out)
+    images, labels = dataset.build_dataset(args.samples_per_subject, seed=args.seed,
+                                           image_size=pipe.default_sample_size)
     vae = pipe.vae
     latents = ((encode_latents(vae, images) - vae.config.shift_factor) * vae.config.scaling_factor).astype(np.float32)
     loss = train_and_save(pipe, args.out, args, latents, labels, args.seed + 1)

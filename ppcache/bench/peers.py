@@ -24,6 +24,7 @@ from typing import Tuple
 
 import numpy as np
 
+from ..config import DEFAULT_RESOLUTION
 from ..errors import PPCacheError, UnsupportedModelError
 from ..metrics import psnr, ssim
 
@@ -251,8 +252,8 @@ def _order(configs):
     return sorted(configs, key=lambda c: c.framework == "cache-dit")
 
 
-def peer_rows(model_dir, cases, steps, references, height=32, width=32, repeats=1, configs=None,
-              guidance_scale=3.5, threads=None, progress=None, ppcache_pipe=None):
+def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, width=DEFAULT_RESOLUTION, repeats=1,
+              configs=None, guidance_scale=3.5, threads=None, progress=None, ppcache_pipe=None):
     """One row per peer config (plus a first row, `UNCACHED_NAME`, the uncached diffusers run's match with the
     ppcache references, `parity: True`, `max_abs_diff`): name, framework, method, steps, compute_fraction,
     blocks_fraction, gmacs, blocks_computed and steps_computed (per image), ssim, ssim_min, psnr, speedup,

@@ -16,6 +16,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ..config import DEFAULT_RESOLUTION
 from ..errors import ConfigError
 
 CHECKPOINT_VERSION = 1
@@ -129,7 +130,8 @@ class PipelineObjective:
     cost: "compute_fraction" (MACs run / MACs of the uncached run, as measured) or "macs" (MACs run, summed).
     """
 
-    def __init__(self, pipe, components, cases, steps, quality=None, cost="compute_fraction", height=32, width=32):
+    def __init__(self, pipe, components, cases, steps, quality=None, cost="compute_fraction", height=DEFAULT_RESOLUTION,
+                 width=DEFAULT_RESOLUTION):
         from .. import remove_cache
 
         if cost not in ("compute_fraction", "macs"):
@@ -339,8 +341,8 @@ class SearchConfig:
 
     model: str = "tiny-flux"  # bundled name (tiny-flux, tiny-sd3) or a pipeline directory
     steps: int = 10  # denoising steps; the schedule is made for exactly this many
-    height: int = 32
-    width: int = 32
+    height: int = DEFAULT_RESOLUTION
+    width: int = DEFAULT_RESOLUTION
     prompts: int = 2  # calibration prompts: the first N of ppcache.tiny.dataset.default_prompts()
     seeds: List[int] = dataclasses.field(default_factory=lambda: [0])  # calibration seeds, each with every prompt
     population: int = 8

@@ -6,16 +6,18 @@ from . import dataset
 
 
 def features(images):
-    """[N, 32, 32, 3] in [0, 1] (or [N, 3, 32, 32] in [-1, 1]) -> [N, 16*16*3] averaged 2x2 pixels."""
+    """[N, S, S, 3] in [0, 1] (or [N, 3, S, S] in [-1, 1]), S = 16 or 32 -> [N, 16*16*3] (2x2 pixels averaged
+    at 32)."""
     images = np.asarray(images, dtype=np.float32)
     if images.shape[1] == 3:
         images = images.transpose(0, 2, 3, 1) * 0.5 + 0.5
     n, h, w, c = images.shape
-    return images.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4)).reshape(n, -1)
+    f = h // 16
+    return images.reshape(n, h // f, f, w // f, f, c).mean(axis=(2, 4)).reshape(n, -1)
 
 
 class SubjectClassifier:
-    """Predicts the subject index (`dataset.subjects()` order) of 32x32 images."""
+    """Predicts the subject index (`dataset.subjects()` order) of 16x16 or 32x32 images."""
 
     def __init__(self, samples_per_subject=120, seed=1):
         import warnings

@@ -105,8 +105,9 @@ def _digit_sample(images, targets, digit, rng):
     return paper * (1 - canvas) + ink * canvas
 
 
-def build_dataset(samples_per_subject, seed=0):
-    """Returns (images [N, 3, 32, 32] in [-1, 1], subject index [N]) in a fixed order for a given seed."""
+def build_dataset(samples_per_subject, seed=0, image_size=IMAGE_SIZE):
+    """Returns (images [N, 3, S, S] in [-1, 1], subject index [N]) in a fixed order for a given seed; samples are
+    made at 32x32 and resized (antialiased) to `image_size` S."""
     rng = np.random.default_rng(seed)
     photos = {name: _photo(name) for name in PHOTO_SUBJECTS.values()}
     digit_images, digit_targets = _digit_images()
@@ -118,5 +119,7 @@ def build_dataset(samples_per_subject, seed=0):
             else:
                 images.append(_digit_sample(digit_images, digit_targets, DIGIT_SUBJECTS[subject], rng))
             labels.append(index)
+    if image_size != IMAGE_SIZE:
+        images = [_resize(np.clip(image, 0.0, 1.0), image_size, image_size) for image in images]
     images = np.stack(images).transpose(0, 3, 1, 2) * 2.0 - 1.0
     return images.astype(np.float32), np.asarray(labels)

@@ -5,7 +5,7 @@ DEFAULT_STEPS = 20
 
 
 def generate(pipe, prompts, steps, seeds, **kwargs):
-    """One float image [H, W, 3] in [0, 1] per (prompt, seed)."""
+    """One float image [H, W, 3] in [0, 1] per (prompt, seed), at the pipeline's default resolution."""
     import paddle
 
     pipe.set_progress_bar_config(disable=True)
@@ -13,7 +13,7 @@ def generate(pipe, prompts, steps, seeds, **kwargs):
     for prompt, seed in zip(prompts, seeds):
         generator = paddle.Generator().manual_seed(int(seed))
         out = pipe(prompt=prompt, num_inference_steps=steps, generator=generator, output_type="np",
-                   height=32, width=32, **kwargs)
+                   **kwargs)
         images.append(np.asarray(out.images[0]))
     return images
 
