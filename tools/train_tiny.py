@@ -7,8 +7,8 @@
 Data: random crops of photographs shipped with scikit-image / scikit-learn plus scikit-learn's handwritten
 digits (ppcache/tiny/dataset.py). Text encoders are tiny random networks, frozen; the VAE (16 latent channels,
 2x downsampling) and the transformer are trained. Everything is seeded; the run is reproducible on CPU.
---autoencoder pixel|identity, --train-text, --image-size 16 and --base-shift are the experiments of
-docs/foundation.md (not shipped).
+--autoencoder pixel|identity, --train-text, --text-pretrain-iters, --image-size 16 and --base-shift are the
+experiments of docs/foundation.md (not shipped).
 """
 import argparse
 import os
@@ -42,8 +42,8 @@ def parse_args(argv=None):
     parser.add_argument("--image-size", type=int, default=dataset.IMAGE_SIZE, choices=[16, 32],
                         help="training image size (pixels); the pipeline's default resolution")
     parser.add_argument("--text-pretrain-iters", type=int, default=0,
-                        help="teach the tiny text encoders to tell the subjects apart before the transformer "
-                             "trains (they are frozen after); 0 keeps them random")
+                        help="tiny-flux: teach the tiny text encoders to tell the subjects apart before the "
+                             "transformer trains (they are frozen after); 0 keeps them random")
     parser.add_argument("--base-shift", type=float, default=build.FLUX_SCHEDULER["base_shift"],
                         help="FLUX dynamic shift: mu at 256 image tokens")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for Paddle's kernels")
