@@ -35,10 +35,10 @@ class Row:
         return dataclasses.asdict(self)
 
 
-def references(pipe, cases, steps):
+def references(pipe, cases, steps, height=DEFAULT_RESOLUTION, width=DEFAULT_RESOLUTION):
     """Uncached images and their times for (prompt, seed) cases."""
     remove_cache(pipe)
-    return [sample(pipe, prompt, seed, steps) for prompt, seed in cases]
+    return [sample(pipe, prompt, seed, steps, height, width) for prompt, seed in cases]
 
 
 def cached_samples(pipe, config, cases, steps, height=DEFAULT_RESOLUTION, width=DEFAULT_RESOLUTION):

@@ -167,9 +167,11 @@ def pretrain_text(pipe, out, iters, seed):
         "t5": (lambda ids: pipe.text_encoder_2(rows(ids, t5_ids), return_dict=True).last_hidden_state.mean(1),
                pipe.text_encoder_2.parameters()),
     }
-    pipe.text_encoder.train(), pipe.text_encoder_2.train()
+    pipe.text_encoder.train()
+    pipe.text_encoder_2.train()
     accuracy = pretrain_text_encoders(encoders, groups, iters, seed)
-    pipe.text_encoder.eval(), pipe.text_encoder_2.eval()
+    pipe.text_encoder.eval()
+    pipe.text_encoder_2.eval()
     save_text_encoder(pipe.text_encoder, out, "text_encoder", "CLIPTextModel")
     save_text_encoder(pipe.text_encoder_2, out, "text_encoder_2", "T5EncoderModel")
     return accuracy

@@ -132,7 +132,7 @@ class PipelineObjective:
 
     def __init__(self, pipe, components, cases, steps, quality=None, cost="compute_fraction", height=DEFAULT_RESOLUTION,
                  width=DEFAULT_RESOLUTION):
-        from .. import remove_cache
+        from ..evaluate import references
 
         if cost not in ("compute_fraction", "macs"):
             raise ConfigError(f"cost must be compute_fraction or macs, got {cost!r}")
@@ -140,13 +140,7 @@ class PipelineObjective:
         self.quality = quality or _mean_ssim
         self.cost, self.height, self.width = cost, height, width
         self.records = {}  # genome bytes -> {"quality", "compute_fraction", "macs_run"} of evaluated genomes
-        remove_cache(pipe)
-        self.references = [self._sample(prompt, seed) for prompt, seed in self.cases]
-
-    def _sample(self, prompt, seed):
-        from ..evaluate import sample
-
-        return sample(self.pipe, prompt, seed, self.steps, self.height, self.width)[0]
+        self.references = [image for image, _ in references(pipe, self.cases, steps, height, width)]
 
     def schedule(self, genome, name="candidate"):
         from ..schedule import CacheSchedule
