@@ -46,8 +46,15 @@ def parse_args(argv=None):
                              "transformer trains (they are frozen after); 0 keeps them random")
     parser.add_argument("--base-shift", type=float, default=build.FLUX_SCHEDULER["base_shift"],
                         help="FLUX dynamic shift: mu at 256 image tokens")
+    parser.add_argument("--self-guidance", type=float, default=1.0,
+                        help="bake classifier-free guidance at this scale into the model (model-guidance training; "
+                             "1 = off)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for Paddle's kernels")
     parser.add_argument("--samples-per-subject", type=int, default=400)
+    parser.add_argument("--digit-shift", type=int, default=dataset.DIGIT_SHIFT,
+                        help="range of a digit's position on the canvas, in pixels (8: anywhere, 2: centred +-1)")
+    parser.add_argument("--digit-repeats", type=int, default=1,
+                        help="samples per digit subject, as a multiple of --samples-per-subject")
     parser.add_argument("--vae-iters", type=int, default=400)
     parser.add_argument("--iters", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -229,7 +236,7 @@ def train_and_save(pipe, out, args, latents, labels, seed):
     trainable = Trainable(pipe.transformer, text_encoders)
     loss = train_flow(trainable, make_predict(args.arch, pipe.transformer),
                       text_encoding(pipe, args.arch, prompts, train_text), groups, latents, labels,
-                      args.iters, args.batch_size, seed, lr=args.lr)
+                      args.iters, args.batch_size, seed, lr=args.lr, self_guidance=args.self_guidance)
     name = "FluxTransformer2DModel" if args.arch == "flux" else "SD3Transformer2DModel"
     save_module(pipe.transformer, os.path.join(out, "transformer"), class_name=name)
     if train_text:
@@ -252,7 +259,8 @@ def main(argv=None):
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(out)
-    images, labels = dataset.build_dataset(args.samples_per_subject, seed=args.seed, image_size=args.image_size)
+    images, labels = dataset.build_dataset(args.samples_per_subject, seed=args.seed, image_size=args.image_size,
+                                           digit_shift=args.digit_shift, digit_repeats=args.digit_repeats)
     print(f"data: {len(images)} images, {len(dataset.subjects())} subjects", flush=True)
 
     if args.vae_from:
@@ -305,7 +313,8 @@ def resume(args, start):
         shutil.copytree(args.resume, args.out)
     pipe = load_pipeline(args.out)
     images, labels = dataset.build_dataset(args.samples_per_subject, seed=args.seed,
-                                           image_size=pipe.default_sample_size)
+                                           image_size=pipe.default_sample_size, digit_shift=args.digit_shift,
+                                           digit_repeats=args.digit_repeats)
     vae = pipe.vae
     latents = ((encode_latents(vae, images) - vae.config.shift_factor) * vae.config.scaling_factor).astype(np.float32)
     loss = train_and_save(pipe, args.out, args, latents, labels, args.seed + 1)

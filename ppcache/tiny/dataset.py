@@ -92,32 +92,40 @@ def _digit_images():
     return digits.images / 16.0, digits.target
 
 
-def _digit_sample(images, targets, digit, rng):
-    """A random instance of the digit, ink-on-paper colours, slightly shifted."""
+GLYPH_SIZE = 24
+DIGIT_SHIFT = IMAGE_SIZE - GLYPH_SIZE  # the glyph lands anywhere on the canvas
+
+
+def _digit_sample(images, targets, digit, rng, shift=DIGIT_SHIFT):
+    """A random instance of the digit, ink-on-paper colours, placed within `shift` pixels of the top-left corner
+    (centred, give or take shift // 2, for a shift below the free margin)."""
     choices = np.flatnonzero(targets == digit)
     glyph = images[rng.choice(choices)]
-    big = _resize(np.repeat(glyph[..., None], 3, axis=2).astype(np.float32), 24, 24)
+    big = _resize(np.repeat(glyph[..., None], 3, axis=2).astype(np.float32), GLYPH_SIZE, GLYPH_SIZE)
     canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.float32)
-    top, left = rng.integers(0, 9, size=2)
-    canvas[top: top + 24, left: left + 24] = big
+    low = (DIGIT_SHIFT - shift) // 2
+    top, left = rng.integers(low, low + shift + 1, size=2)
+    canvas[top: top + GLYPH_SIZE, left: left + GLYPH_SIZE] = big
     paper = rng.uniform(0.8, 1.0, size=3).astype(np.float32)
     ink = rng.uniform(0.0, 0.35, size=3).astype(np.float32)
     return paper * (1 - canvas) + ink * canvas
 
 
-def build_dataset(samples_per_subject, seed=0, image_size=IMAGE_SIZE):
+def build_dataset(samples_per_subject, seed=0, image_size=IMAGE_SIZE, digit_shift=DIGIT_SHIFT, digit_repeats=1):
     """Returns (images [N, 3, S, S] in [-1, 1], subject index [N]) in a fixed order for a given seed; samples are
-    made at 32x32 and resized (antialiased) to `image_size` S."""
+    made at 32x32 and resized (antialiased) to `image_size` S. Digits range over `digit_shift` pixels of position
+    and have `digit_repeats` times as many samples as a photograph."""
     rng = np.random.default_rng(seed)
     photos = {name: _photo(name) for name in PHOTO_SUBJECTS.values()}
     digit_images, digit_targets = _digit_images()
     images, labels = [], []
     for index, subject in enumerate(subjects()):
-        for _ in range(samples_per_subject):
-            if subject in PHOTO_SUBJECTS:
+        photo = subject in PHOTO_SUBJECTS
+        for _ in range(samples_per_subject * (1 if photo else digit_repeats)):
+            if photo:
                 images.append(_random_crop(photos[PHOTO_SUBJECTS[subject]], rng))
             else:
-                images.append(_digit_sample(digit_images, digit_targets, DIGIT_SUBJECTS[subject], rng))
+                images.append(_digit_sample(digit_images, digit_targets, DIGIT_SUBJECTS[subject], rng, digit_shift))
             labels.append(index)
     if image_size != IMAGE_SIZE:
         images = [_resize(np.clip(image, 0.0, 1.0), image_size, image_size) for image in images]

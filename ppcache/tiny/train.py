@@ -117,9 +117,22 @@ class EMA:
             state[k].set_value(v)
 
 
+def self_guidance_weight(scale, step, iters, ramp=0.3):
+    """Weight w of the model's own guidance direction in the target, ramped in over the first `ramp` of training.
+    At the fixed point v_c = v_u + (E[n - x0 | c] - v_u) / (1 - w): classifier-free guidance at scale
+    1 / (1 - w), so w = 1 - 1 / scale."""
+    if scale <= 1.0:
+        return 0.0
+    return (1.0 - 1.0 / scale) * min(1.0, step / max(1.0, ramp * iters))
+
+
 def train_flow(trainable, predict, encode, groups, latents, labels, iters, batch_size, seed, lr=5e-4,
-               ema_decay=0.998, drop_prob=0.1, log_every=100):
+               ema_decay=0.998, drop_prob=0.1, log_every=100, self_guidance=1.0):
     """Rectified flow: x_s = (1 - s) x0 + s n, target v = n - x0, s ~ logit-normal(0, 1).
+
+    `self_guidance` > 1 bakes classifier-free guidance at that scale into the conditional model (model-guidance
+    training, Tang et al. 2025): prompted samples get the target n - x0 + w (v_c - v_u), with the model's own
+    conditional and unconditional predictions, gradients stopped (see `self_guidance_weight`).
 
     `groups[k]` are the prompt ids of label k (one per prompt template); the last group is the empty prompt,
     used with probability `drop_prob` (for classifier-free guidance). `encode(prompt_ids)` returns the text
@@ -145,8 +158,17 @@ def train_flow(trainable, predict, encode, groups, latents, labels, iters, batch
         prompt_ids = [empty if rng.random() < drop_prob else groups[labels[i]][rng.integers(0, len(groups[labels[i]]))]
                       for i in index]
         embeds, pooled = encode(prompt_ids)
-        v = predict(x_s, paddle.to_tensor(sigma.astype(np.float32)), embeds, pooled)
-        loss = F.mse_loss(v, noise - x0)
+        sigmas = paddle.to_tensor(sigma.astype(np.float32))
+        v = predict(x_s, sigmas, embeds, pooled)
+        target = noise - x0
+        weight = self_guidance_weight(self_guidance, step, iters)
+        if weight > 0:
+            with paddle.no_grad():
+                empty_embeds, empty_pooled = encode([empty] * batch_size)
+                unconditional = predict(x_s, sigmas, empty_embeds, empty_pooled)
+            prompted = paddle.to_tensor([float(i != empty) for i in prompt_ids]).reshape(s.shape)
+            target = target + weight * prompted * (v.detach() - unconditional)
+        loss = F.mse_loss(v, target)
         loss.backward()
         optimizer.step()
         optimizer.clear_grad()
