@@ -7,8 +7,8 @@
 Data: random crops of photographs shipped with scikit-image / scikit-learn plus scikit-learn's handwritten
 digits (ppcache/tiny/dataset.py). Text encoders are tiny random networks, frozen; the VAE (16 latent channels,
 2x downsampling) and the transformer are trained. Everything is seeded; the run is reproducible on CPU.
---autoencoder pixel|identity, --train-text, --text-pretrain-iters, --image-size 16 and --base-shift are the
-experiments of docs/foundation.md (not shipped).
+--autoencoder pixel|identity, --train-text, --text-pretrain-iters, --image-size 16, --base-shift, --digit-shift,
+--digit-repeats and --self-guidance are the experiments of docs/foundation.md (not shipped).
 """
 import argparse
 import os
@@ -61,7 +61,14 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", help="write a sample grid PNG here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0 <= args.digit_shift <= dataset.DIGIT_SHIFT:
+        parser.error(f"--digit-shift must be between 0 and {dataset.DIGIT_SHIFT} pixels, got {args.digit_shift}")
+    if args.digit_repeats < 1:
+        parser.error(f"--digit-repeats must be at least 1, got {args.digit_repeats}")
+    if args.self_guidance < 1.0:
+        parser.error(f"--self-guidance must be at least 1 (1 turns it off), got {args.self_guidance}")
+    return args
 
 
 def model_index(arch):
