@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import paddle
+import pytest
 
 import ppcache  # noqa: F401
 
@@ -110,3 +111,13 @@ def test_text_pretraining_separates_the_subjects(tmp_path):
     after = digit_similarity(load_pipeline(str(out)))  # the saved encoders
     assert accuracy == {"clip": 1.0, "t5": 1.0}
     assert min(before) > 0.9 and max(after) < 0.5, (before, after)
+
+
+@pytest.mark.parametrize("option", [["--digit-shift", "9"], ["--digit-shift", "-1"], ["--digit-repeats", "0"],
+                                    ["--self-guidance", "0.5"]])
+def test_train_tiny_rejects_out_of_range_data_and_guidance_options(option, capsys):
+    import train_tiny
+
+    with pytest.raises(SystemExit) as exit_info:
+        train_tiny.parse_args(["--out", "unused"] + option)
+    assert exit_info.value.code == 2 and option[0] in capsys.readouterr().err
