@@ -190,7 +190,7 @@ def test_explicit_generation_context(pipe):
     ppcache.apply_cache(pipe.transformer, FirstBlockTaylorConfig(threshold=10.0))
     timesteps = [1000.0, 800.0, 600.0]
     with ppcache.generation(pipe.transformer, num_steps=3, timesteps=timesteps) as gen:
-        x = paddle.randn([1, 64, 64])
+        x = paddle.randn([1, 64, pipe.transformer.config.in_channels])  # 8 x 8 packed latent tokens
         text = paddle.randn([1, 16, 32])
         pooled = paddle.randn([1, 32])
         ids = pipe.latent_image_ids(8, 8, "float32")

@@ -40,7 +40,7 @@ def run_main(argv, capsys):
     ("run:\n  seeed: 1\n", [], "unknown key run.seeed"),
     ("run:\n  steps: 2.5\n", [], "run.steps must be int"),
     ("model:\n  path: /no/such/model\n", [], "model directory not found: /no/such/model"),
-    ("", ["--height", "30"], "run.height must be a multiple of 4"),
+    ("", ["--height", "31"], "run.height must be a multiple of 2"),
     ("", ["--model", "/tmp"], "has no model_index.json"),
 ])
 def test_bad_input_exits_2_without_output(tmp_path, capsys, yaml_text, extra, pattern, bundled_flux):

@@ -58,19 +58,33 @@ def test_images_follow_prompts(flux_pipe):
 
 
 def test_a_classifier_of_the_training_images_recognises_the_prompted_subject(flux_pipe):
-    """Measured: 30% of generated images (28 prompts x 2 seeds) are classified as their prompt's subject by a
-    linear classifier of the training set (chance 3.6%; the unshipped pixel-space model scored 10.7%)."""
+    """Measured: 58.9% of generated images (28 prompts x 2 seeds) are classified as their prompt's subject
+    by a linear classifier of the training set (chance 3.6%; the classifier scores 73% on real images)."""
     from ppcache.tiny.classifier import SubjectClassifier
     from ppcache.tiny.dataset import prompt_for, subjects
 
     names = [s for s in subjects() for _ in range(2)]
     images = generate(flux_pipe, [prompt_for(s) for s in names], DEFAULT_STEPS, [0, 1] * len(subjects()))
-    assert SubjectClassifier().accuracy(np.stack(images), names) > 0.15
+    assert SubjectClassifier().accuracy(np.stack(images), names) > 0.35
+
+
+def test_the_ten_digits_follow_their_prompts(flux_pipe):
+    """Each digit prompt draws its own digit: the classifier names the prompted digit far above the chance of a
+    model that draws one glyph whatever the digit (measured: 63% right on seeds 10-12, all ten digits
+    predicted; the first bundled model drew one glyph for every digit and scored 15%)."""
+    from ppcache.tiny.classifier import SubjectClassifier
+    from ppcache.tiny.dataset import prompt_for
+
+    names = [f"a handwritten digit {d}" for d in range(10) for _ in range(3)]
+    images = generate(flux_pipe, [prompt_for(s) for s in names], DEFAULT_STEPS, [10, 11, 12] * 10)
+    classifier = SubjectClassifier()
+    assert len(set(classifier.predict(np.stack(images)).tolist())) >= 6  # not one glyph for every prompt
+    assert classifier.accuracy(np.stack(images), names) > 0.3
 
 
 def test_fewer_steps_lose_quality(flux_pipe):
-    """Fewer steps drift further from the full-step output (measured: 10 of 20 steps gives SSIM 0.991, PSNR
-    34.5 dB on this model, above the 0.95 target of the issue; see docs/foundation.md)."""
+    """Fewer steps drift further from the full-step output, and half the steps is a real loss (measured: 10 of 20
+    steps gives SSIM 0.947, PSNR 28.9 dB; 15 of 20 steps 0.979, 34.3 dB; see docs/foundation.md)."""
     from ppcache.tiny.dataset import default_prompts
 
     prompts = default_prompts()[::3]
@@ -80,4 +94,4 @@ def test_fewer_steps_lose_quality(flux_pipe):
     most_ssim, most_psnr = mean_quality(generate(flux_pipe, prompts, DEFAULT_STEPS * 3 // 4, seeds), full)
     assert half_ssim < most_ssim < 1.0
     assert half_psnr < most_psnr < 60
-    assert half_ssim < 0.995 and half_psnr < 38
+    assert half_ssim < 0.96 and half_psnr < 32

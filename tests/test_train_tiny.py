@@ -73,6 +73,23 @@ def test_default_recipe_builds_the_bundled_model_shape(tmp_path):
         os.path.join(resolve_model_path("tiny-flux"), "tokenizer_2", "spiece.model"), "rb").read()
 
 
+def test_sd3_recipe_rebuilds_in_place_with_its_own_vae(tmp_path):
+    """The documented tiny-sd3 command reads --vae-from inside the --out directory it replaces."""
+    import train_tiny
+    from ppcache.pipelines.loading import load_pipeline
+
+    out = tmp_path / "sd3"
+    train_tiny.main(["--arch", "sd3", "--out", str(out), "--autoencoder", "latent", "--digit-shift", "8",
+                     "--self-guidance", "1"] + TOY)
+    vae = _weights(str(out / "vae"))
+    train_tiny.main(["--arch", "sd3", "--out", str(out), "--vae-from", str(out / "vae"), "--digit-shift", "8",
+                     "--self-guidance", "1"] + TOY)
+    rebuilt = _weights(str(out / "vae"))
+    assert vae.keys() == rebuilt.keys() and all(np.array_equal(vae[k], rebuilt[k]) for k in vae)
+    pipe = load_pipeline(str(out))
+    assert type(pipe).__name__ == "StableDiffusion3Pipeline" and pipe.vae.config.latent_channels == 16
+
+
 def test_identity_autoencoder_passes_pixels_through():
     from ppcache.tiny import build
 

@@ -1,14 +1,16 @@
 """Train the bundled tiny FLUX (or SD3) text-to-image model and write it as a diffusers-format pipeline directory.
 
     python tools/train_tiny.py --arch flux --out ppcache/assets/tiny-flux
-    python tools/train_tiny.py --arch sd3 --out ppcache/assets/tiny-sd3 --vae-from ppcache/assets/tiny-flux/vae \
-        --iters 400
+    python tools/train_tiny.py --arch sd3 --out ppcache/assets/tiny-sd3 --vae-from VAE_DIR --iters 400 \
+        --batch-size 32 --lr 5e-4 --samples-per-subject 400 --digit-shift 8 --digit-repeats 1 --self-guidance 1
 
 Data: random crops of photographs shipped with scikit-image / scikit-learn plus scikit-learn's handwritten
-digits (ppcache/tiny/dataset.py). Text encoders are tiny random networks, frozen; the VAE (16 latent channels,
-2x downsampling) and the transformer are trained. Everything is seeded; the run is reproducible on CPU.
---autoencoder pixel|identity, --train-text, --text-pretrain-iters, --image-size 16, --base-shift, --digit-shift,
---digit-repeats and --self-guidance are the experiments of docs/foundation.md (not shipped).
+digits (ppcache/tiny/dataset.py). tiny-flux (the defaults): pixels sampled directly through a built identity
+autoencoder at 32x32, tiny CLIP and T5 pretrained to tell the subjects apart and then frozen, and a transformer
+trained with classifier-free guidance at scale 6 baked in (--self-guidance). tiny-sd3 keeps the 2x latent VAE of
+the earlier recipe (--autoencoder latent; VAE_DIR: its own ppcache/assets/tiny-sd3/vae) and random frozen text
+encoders. Everything is seeded; the run is reproducible on CPU. --autoencoder latent|pixel, --train-text,
+--image-size 16 and other values of these options are the experiments of docs/foundation.md.
 """
 import argparse
 import os
@@ -36,34 +38,34 @@ def parse_args(argv=None):
                                          "tokenizers and text encoders are kept)")
     parser.add_argument("--train-text", action="store_true",
                         help="experimental: train tiny-flux's text encoders with the transformer (default: frozen)")
-    parser.add_argument("--autoencoder", choices=["latent", "pixel", "identity"], default="latent",
+    parser.add_argument("--autoencoder", choices=["latent", "pixel", "identity"], default="identity",
                         help="experimental: pixel (no downsampling, 4 channels, trained without mid attention) or "
                              "identity (built, not trained: latents are the pixels)")
     parser.add_argument("--image-size", type=int, default=dataset.IMAGE_SIZE, choices=[16, 32],
                         help="training image size (pixels); the pipeline's default resolution")
-    parser.add_argument("--text-pretrain-iters", type=int, default=0,
+    parser.add_argument("--text-pretrain-iters", type=int, default=300,
                         help="tiny-flux: teach the tiny text encoders to tell the subjects apart before the "
                              "transformer trains (they are frozen after); 0 keeps them random")
-    parser.add_argument("--base-shift", type=float, default=build.FLUX_SCHEDULER["base_shift"],
+    parser.add_argument("--base-shift", type=float, default=0.0,
                         help="FLUX dynamic shift: mu at 256 image tokens")
-    parser.add_argument("--self-guidance", type=float, default=1.0,
+    parser.add_argument("--self-guidance", type=float, default=6.0,
                         help="bake classifier-free guidance at this scale into the model (model-guidance training; "
                              "1 = off)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for Paddle's kernels")
-    parser.add_argument("--samples-per-subject", type=int, default=400)
+    parser.add_argument("--samples-per-subject", type=int, default=200)
     parser.add_argument("--digit-shift", type=int, default=dataset.DIGIT_SHIFT,
                         help="range of a digit's position on the canvas, in pixels (8: anywhere, 2: centred +-1)")
-    parser.add_argument("--digit-repeats", type=int, default=1,
+    parser.add_argument("--digit-repeats", type=int, default=3,
                         help="samples per digit subject, as a multiple of --samples-per-subject")
     parser.add_argument("--vae-iters", type=int, default=400)
-    parser.add_argument("--iters", type=int, default=1500)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--iters", type=int, default=1300)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=8e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", help="write a sample grid PNG here")
     args = parser.parse_args(argv)
-    if not 0 <= args.digit_shift <= dataset.DIGIT_SHIFT:
-        parser.error(f"--digit-shift must be between 0 and {dataset.DIGIT_SHIFT} pixels, got {args.digit_shift}")
+    if not 0 <= args.digit_shift <= dataset.FREE_DIGIT_SHIFT:
+        parser.error(f"--digit-shift must be between 0 and {dataset.FREE_DIGIT_SHIFT} pixels, got {args.digit_shift}")
     if args.digit_repeats < 1:
         parser.error(f"--digit-repeats must be at least 1, got {args.digit_repeats}")
     if args.self_guidance < 1.0:
@@ -263,6 +265,11 @@ def main(argv=None):
     out = args.out
     if args.resume:
         return resume(args, start)
+    given_vae = None
+    if args.vae_from:  # read before `out` is cleared: it may be the VAE of the model being rebuilt
+        from ppdiffusers import AutoencoderKL
+
+        given_vae = load_module(AutoencoderKL, args.vae_from)
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(out)
@@ -270,10 +277,8 @@ def main(argv=None):
                                            digit_shift=args.digit_shift, digit_repeats=args.digit_repeats)
     print(f"data: {len(images)} images, {len(dataset.subjects())} subjects", flush=True)
 
-    if args.vae_from:
-        from ppdiffusers import AutoencoderKL
-
-        vae = load_module(AutoencoderKL, args.vae_from)
+    if given_vae is not None:
+        vae = given_vae
     elif args.autoencoder == "identity":
         vae = build.identity_vae()
     else:
