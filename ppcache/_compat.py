@@ -66,8 +66,29 @@ def _math_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False
     return paddle.transpose(paddle.matmul(probs, v), [0, 2, 1, 3])
 
 
+def is_cpu_only_build():
+    """True when this Paddle build has no accelerator backend (CUDA, ROCm, XPU or a custom device)."""
+    import paddle
+
+    checks = ("is_compiled_with_cuda", "is_compiled_with_rocm", "is_compiled_with_xpu")
+    if any(getattr(paddle, name, lambda: False)() for name in checks):
+        return False
+    try:
+        return not paddle.device.get_all_custom_device_type()
+    except Exception:  # pragma: no cover - API missing in this Paddle
+        return True
+
+
+def select_math_attention_on_cpu():
+    """PPDiffusers from the PaddleMIX source tree defines its own `F.scaled_dot_product_attention_`, which picks a
+    GPU-only kernel unless `FLAGS_sdpa_select_math` is set (it reads the variable at every call). On a CPU-only
+    build, set it unless the user already did; a GPU build's choice is never touched."""
+    if is_cpu_only_build():
+        os.environ.setdefault("FLAGS_sdpa_select_math", "1")
+
+
 def install_sdpa_fallback():
-    """ppdiffusers' attention calls `F.scaled_dot_product_attention_`, defined only on GPU builds."""
+    """PyPI's ppdiffusers calls `F.scaled_dot_product_attention_`, which it defines only on GPU builds."""
     import paddle.nn.functional as F
 
     if not hasattr(F, "scaled_dot_product_attention_"):
@@ -90,5 +111,6 @@ def setup():
         patch_huggingface_hub()
         import ppdiffusers  # noqa: F401  (imports its own paddle patches first)
     quiet_environment()
+    select_math_attention_on_cpu()
     install_sdpa_fallback()
     _DONE = True

@@ -1,6 +1,7 @@
 """Public entry points: apply_cache / remove_cache / summary / generation, and the PaddleMIX-shaped helpers."""
 import contextlib
 import dataclasses
+import functools
 
 from .config import PPCacheConfig, build_cache_section, load_config, NoCache
 from .engine import CacheEngine
@@ -37,26 +38,43 @@ def engine_of(target):
 
 
 def _attach_scheduler(pipe, engine):
+    """The pipeline's scheduler opens each generation (`set_timesteps`) and closes each step (`step`). The hooks
+    are instance attributes that keep the originals' signatures (PPDiffusers' `retrieve_timesteps` inspects
+    `set_timesteps` for `sigmas` / `timesteps`) and return their results unchanged; removal puts back exactly
+    what the instance held before."""
     scheduler = pipe.scheduler
+    names = ("set_timesteps", "step")
+    saved = {name: scheduler.__dict__[name] for name in names if name in scheduler.__dict__}
     original_set, original_step = scheduler.set_timesteps, scheduler.step
+    tracker = engine.tracker
 
+    @functools.wraps(original_set)
     def set_timesteps(*args, **kwargs):
         result = original_set(*args, **kwargs)
         timesteps = getattr(scheduler, "timesteps_host", None)
         if timesteps is None:
             timesteps = [float(t) for t in scheduler.timesteps.numpy()]  # once per generation
-        engine.tracker.begin_generation(len(timesteps), timesteps)
+        sigmas = getattr(scheduler, "sigmas", None)
+        sigmas = [float(s) for s in sigmas.numpy()] if hasattr(sigmas, "numpy") else sigmas
+        tracker.begin_generation(len(timesteps), timesteps, sigmas)
         return result
 
+    @functools.wraps(original_step)
     def step(*args, **kwargs):
         result = original_step(*args, **kwargs)
-        engine.tracker.end_step()
-        if engine.tracker.num_steps is not None and engine.tracker.step >= engine.tracker.num_steps:
-            engine.tracker.end_generation()
+        tracker.end_step()
+        if tracker.num_steps is not None and tracker.step >= tracker.num_steps:
+            tracker.end_generation()
         return result
 
     scheduler.set_timesteps, scheduler.step = set_timesteps, step
-    engine.detach_scheduler = lambda: [scheduler.__dict__.pop(n, None) for n in ("set_timesteps", "step")]
+
+    def detach():
+        for name in names:
+            scheduler.__dict__.pop(name, None)
+        scheduler.__dict__.update(saved)
+
+    engine.detach_scheduler = detach
 
 
 def apply_cache(target, config):

@@ -100,6 +100,7 @@ class CacheEngine:
     # ---- per call --------------------------------------------------------------------------------------------
     def _forward(self, *args, **kwargs):
         ctx = self.tracker.next_call(lambda: self.adapter.timestep_of_call(args, kwargs))
+        self.adapter.begin_call(args, kwargs)
         self.call = CallState(ctx, self.state, CallRecord(ctx.step, ctx.branch, ctx.timestep), len(self.blocks))
         try:
             self.policy.begin_call(self.call)
@@ -175,7 +176,7 @@ class CacheEngine:
         call.record.predicted.append(index)
         span = call.span
         if index < span.end:
-            return self.adapter.make_output(block, io.streams)
+            return self.adapter.pass_through(block, io)
         # The span's inputs reach its last block unchanged (up to the model's own glue between block lists).
         streams = span.produce(io.streams)
         call.span = None

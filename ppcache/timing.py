@@ -11,6 +11,7 @@ TIMING_MODEL = dict(in_channels=64, num_layers=3, num_single_layers=9, attention
 
 class TimingRun:
     def __init__(self, steps=20, tokens=1024, seed=0):
+        import numpy as np
         import paddle
 
         from .models import FluxTransformer2DModel
@@ -22,7 +23,8 @@ class TimingRun:
         self.side = int(tokens**0.5)
         self.steps = steps
         scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True)
-        scheduler.set_timesteps(steps, mu=calculate_shift(self.side * self.side))
+        scheduler.set_timesteps(steps, sigmas=np.linspace(1.0, 1.0 / steps, steps),
+                                mu=calculate_shift(self.side * self.side))  # FLUX's schedule
         self.timesteps, self.sigmas = scheduler.timesteps_host, scheduler.sigmas.numpy()
         self.x0 = paddle.randn([1, self.side * self.side, TIMING_MODEL["in_channels"]])
         self.text = paddle.randn([1, 64, TIMING_MODEL["joint_attention_dim"]])

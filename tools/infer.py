@@ -31,6 +31,8 @@ def parse_args(argv):
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
     parser.add_argument("--model", help="bundled name (tiny-flux, tiny-sd3) or pipeline directory")
+    parser.add_argument("--pipeline", choices=("ppcache", "ppdiffusers"),
+                        help="pipeline classes: ppcache's own, or the installed PPDiffusers' (model.pipeline)")
     parser.add_argument("--out", help="output PNG path")
     parser.add_argument("--compare", action="store_true",
                         help="also run uncached with the same seed; print speed-up, compute fraction, SSIM/PSNR "
@@ -45,8 +47,9 @@ def overrides_from(args):
     if args.out is not None:
         run["output"] = args.out
     overrides = {"run": run}
-    if args.model is not None:
-        overrides["model"] = {"path": args.model}
+    model = {key: getattr(args, key) for key in ("model", "pipeline") if getattr(args, key) is not None}
+    if model:
+        overrides["model"] = {"path" if key == "model" else key: value for key, value in model.items()}
     return overrides
 
 
@@ -70,7 +73,7 @@ def main(argv=None):
         config = load_config(args.config, overrides_from(args))
         model_path = resolve_model_path(config.model.path)
         start = time.perf_counter()
-        pipe = load_pipeline(model_path, paddle_dtype=config.model.dtype)
+        pipe = load_pipeline(model_path, paddle_dtype=config.model.dtype, pipeline=config.model.pipeline)
         load_seconds = time.perf_counter() - start
         if args.compare and config.cache.method != "none":
             from ppcache.compare import compare, format_report, side_by_side
@@ -88,7 +91,9 @@ def main(argv=None):
         return 2
     transformer = pipe.transformer
     blocks = sum(len(getattr(transformer, name, [])) for name in ("transformer_blocks", "single_transformer_blocks"))
-    print(f"model: {config.model.path} ({type(pipe).__name__}, {blocks} transformer blocks, {config.model.dtype})")
+    dtype = str(transformer.dtype).replace("paddle.", "")
+    print(f"model: {config.model.path} ({type(pipe).__module__.split('.')[0]} {type(pipe).__name__}, {blocks} "
+          f"transformer blocks, {dtype})")
     print(f"prompt: {config.run.prompt!r}  seed: {config.run.seed}")
     print(f"steps: {config.run.steps}  resolution: {config.run.width}x{config.run.height}  cache: {config.cache.method}")
     print(f"wall time: {seconds:.2f} s generation, {load_seconds:.2f} s loading")

@@ -3,13 +3,16 @@ import inspect
 
 
 class BlockIO:
-    """Streams of one block call: `image` [B, Li, C], `text` [B, Lt, C] or None, `joint` for concat blocks."""
+    """Streams of one block call: `image` [B, Li, C], then `text` [B, Lt, C] or None. A block that takes one
+    concatenated [text; image] tensor (PPDiffusers' FLUX single blocks) keeps it as `joint`; its streams are the
+    image and text parts of it, so every policy sees the same streams whatever the block's calling convention."""
 
-    __slots__ = ("streams", "temb")
+    __slots__ = ("streams", "temb", "joint")
 
-    def __init__(self, streams, temb):
+    def __init__(self, streams, temb, joint=None):
         self.streams = streams  # tuple of tensors (None allowed), fixed order per block kind
         self.temb = temb
+        self.joint = joint
 
 
 class Adapter:
@@ -47,6 +50,10 @@ class Adapter:
         """The block's return value built from output streams."""
         raise NotImplementedError
 
+    def pass_through(self, block, io):
+        """The block's return value when it is skipped inside a predicted span: its inputs, unchanged."""
+        return self.make_output(block, io.streams)
+
     def modulated_input(self, block, io):
         """adaLN-Zero modulated input of the block (image stream for joint blocks), for TeaCache-style indicators."""
         raise NotImplementedError
@@ -70,6 +77,9 @@ class Adapter:
         return sum(self.component_macs(block, io).values())
 
     # --- per transformer call ---
+    def begin_call(self, args, kwargs):
+        """Called with the transformer's arguments before its blocks run."""
+
     def timestep_of_call(self, args, kwargs):
         """Host float on the 0..1000 scale (one device read)."""
         t = kwargs.get("timestep", args[3] if len(args) > 3 else None)

@@ -13,15 +13,17 @@ Findings (checked against diffusers 0.36 on random tiny models, max |delta| ~2e-
   `transformer_blocks.<last>.norm1_context.norm.bias`. Being zero they change nothing numerically, but
   strict loading fails and saving would write tensors diffusers does not expect. Fix: drop them.
 * Config keys diffusers added after 0.29 (`dual_attention_layers`, `qk_norm`: SD3.5's MMDiT-X blocks and
-  RMS q/k norm) have no ppdiffusers implementation. They used to be dropped silently (SD3.5 would then
-  load with missing/unused weights or run the wrong math); now a non-default value raises
-  `UnsupportedModelError`, and the default values (`[]`/`()`, `None`) written by diffusers are accepted.
+  RMS q/k norm) have no implementation in PyPI's ppdiffusers 0.29.0 (PPDiffusers from the PaddleMIX source tree
+  has both). Where the installed class lacks one, it used to be dropped silently (SD3.5 would then load with
+  missing/unused weights or run the wrong math); now a non-default value raises `UnsupportedModelError`, and the
+  default values (`[]`/`()`, `None`) written by diffusers are accepted. Keys the class implements pass through.
 * `INFERENCE_OPTIMIZE=True` makes ppdiffusers build `SimplifiedSD3` (paddlemix Triton kernels, GPU only,
   no `transformer_blocks`, a 24-layer weight remap). It cannot run on CPU and ppcache needs the per-block
   path, so construction always uses the reference blocks (with a warning if the variable is set).
 
 `apply()` installs the fix on `ppdiffusers.models.transformer_sd3.SD3Transformer2DModel` (idempotent);
-importing this module calls it. Both `ppcache.models.load_module(SD3Transformer2DModel, dir)` and
+importing this module calls it. Every part is feature-detected on the installed class, not on a version string:
+only the keys its `__init__` lacks are added, and only biases that exist are dropped. Both `ppcache.models.load_module(SD3Transformer2DModel, dir)` and
 ppdiffusers' own `from_pretrained` on a diffusers directory then load strictly.
 """
 import inspect
@@ -42,14 +44,23 @@ def sd3_transformer_class():
     return SD3Transformer2DModel
 
 
-def check_config(config):
-    """Raises UnsupportedModelError when a diffusers SD3 config uses features ppdiffusers 0.29 lacks."""
-    for key, off_values in _UNSUPPORTED_DEFAULTS.items():
+def missing_config_keys(cls):
+    """The diffusers-only keys that `cls.__init__` does not implement (all of them on PyPI's ppdiffusers 0.29.0)."""
+    original = getattr(cls.__init__, "_ppcache_original", cls.__init__)
+    implemented = inspect.signature(original).parameters
+    return {key: off for key, off in _UNSUPPORTED_DEFAULTS.items() if key not in implemented}
+
+
+def check_config(config, cls=None):
+    """Raises UnsupportedModelError when a diffusers SD3 config uses features the installed class lacks."""
+    missing = missing_config_keys(cls or sd3_transformer_class())
+    for key, off_values in missing.items():
         value = config.get(key)
         if value is not None and not any(value == off for off in off_values):
             raise UnsupportedModelError(
-                f"SD3 transformer config sets {key}={value!r} (SD3.5 MMDiT-X / q-k RMSNorm), which ppdiffusers "
-                f"0.29's SD3Transformer2DModel does not implement; only SD3-medium style checkpoints are supported")
+                f"SD3 transformer config sets {key}={value!r} (SD3.5 MMDiT-X / q-k RMSNorm), which the installed "
+                f"ppdiffusers' SD3Transformer2DModel does not implement; use SD3-medium style checkpoints, or "
+                f"install PPDiffusers from the PaddleMIX source tree")
 
 
 def strip_affine_free_biases(model):
@@ -70,9 +81,10 @@ def apply():
     if getattr(cls, "_ppcache_sd3_compat", False):
         return cls
     original_init = cls.__init__
+    missing = missing_config_keys(cls)
 
-    def __init__(self, *args, dual_attention_layers=(), qk_norm=None, **kwargs):
-        check_config({"dual_attention_layers": dual_attention_layers, "qk_norm": qk_norm})
+    def __init__(self, *args, **kwargs):
+        check_config({key: kwargs.pop(key) for key in missing if key in kwargs}, cls)
         saved = os.environ.pop("INFERENCE_OPTIMIZE", None)
         if saved == "True":
             logger.warning("INFERENCE_OPTIMIZE=True ignored for SD3Transformer2DModel: its fused path needs "
@@ -84,12 +96,12 @@ def apply():
                 os.environ["INFERENCE_OPTIMIZE"] = saved
         strip_affine_free_biases(self)
 
-    # Advertise the original parameters plus the two diffusers-only keys, so that ppcache's init_kwargs and
-    # ppdiffusers' ConfigMixin.from_config pass them through to the check instead of dropping them.
+    # Advertise the original parameters plus the diffusers-only keys the class lacks, so that ppcache's
+    # init_kwargs and ppdiffusers' ConfigMixin.from_config pass them through to the check instead of dropping them.
     signature = inspect.signature(original_init)
     params = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
-    params += [inspect.Parameter("dual_attention_layers", inspect.Parameter.KEYWORD_ONLY, default=()),
-               inspect.Parameter("qk_norm", inspect.Parameter.KEYWORD_ONLY, default=None)]
+    params += [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=off[0]) for key, off in missing.items()]
+    params += [p for p in signature.parameters.values() if p.kind == p.VAR_KEYWORD]
     __init__.__signature__ = signature.replace(parameters=params)
     __init__.__doc__ = original_init.__doc__
     __init__._ppcache_original = original_init

@@ -143,6 +143,8 @@ class FluxPipeline:
         if getattr(config, "use_dynamic_shifting", False):
             mu = calculate_shift(image_seq_len, config.base_image_seq_len, config.max_image_seq_len,
                                  config.base_shift, config.max_shift)
+        if sigmas is None:
+            sigmas = np.linspace(1.0, 1.0 / num_inference_steps, num_inference_steps)
         self.scheduler.set_timesteps(num_inference_steps, sigmas=sigmas, mu=mu)
         return self.scheduler.timesteps
 

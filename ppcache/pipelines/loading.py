@@ -1,11 +1,35 @@
-"""Load a diffusers-format pipeline directory (model_index.json + one folder per component) into Paddle."""
+"""Load a diffusers-format pipeline directory (model_index.json + one folder per component) into Paddle.
+
+Two sets of pipeline classes can be built from the same directory (`pipeline=`):
+- "ppcache": ppcache's own `FluxPipeline` and flow-match scheduler (they run on PyPI's ppdiffusers 0.29.0, which has
+  no FLUX); SD3 runs on ppdiffusers' `StableDiffusion3Pipeline` with ppcache's scheduler.
+- "ppdiffusers": the installed PPDiffusers' own classes for everything (`FluxPipeline`, `FluxTransformer2DModel`,
+  `StableDiffusion3Pipeline`, `FlowMatchEulerDiscreteScheduler`): what a PaddleMIX user with PPDiffusers from the
+  PaddleMIX source tree runs. A class the installed ppdiffusers lacks is a one-line error.
+Text encoders, tokenizers, VAEs and the SD3 transformer are ppdiffusers' classes in both.
+"""
+import inspect
 import json
 import os
+import warnings
 
 from ..errors import CheckpointError
 from ..models.loading import load_module, resolve_dtype
 
 SUPPORTED_PIPELINES = ("FluxPipeline", "StableDiffusion3Pipeline")
+PIPELINE_SOURCES = ("ppcache", "ppdiffusers")
+
+
+def ppdiffusers_class(name):
+    """`ppdiffusers.<name>`, or a CheckpointError saying that the installed ppdiffusers lacks it."""
+    import ppdiffusers
+
+    cls = getattr(ppdiffusers, name, None)
+    if cls is None:
+        raise CheckpointError(
+            f"the installed ppdiffusers {getattr(ppdiffusers, '__version__', '?')} has no {name}: install PPDiffusers "
+            f"from the PaddleMIX source tree, or use model.pipeline: ppcache")
+    return cls
 
 
 def _tokenizer(class_name):
@@ -33,10 +57,30 @@ def _diffusers_model(import_path, class_name):
     return load
 
 
+def _ppdiffusers_model(class_name):
+    return lambda directory, dtype: load_module(ppdiffusers_class(class_name), directory, dtype)
+
+
 def _scheduler(directory, dtype):
     from .scheduler import FlowMatchEulerDiscreteScheduler
 
     return FlowMatchEulerDiscreteScheduler.from_pretrained(directory)
+
+
+def _ppdiffusers_scheduler(directory, dtype):
+    """PPDiffusers' FlowMatchEulerDiscreteScheduler; a config setting it does not implement is an error (PyPI's
+    0.29.0 has a static shift only, so FLUX's dynamic shift would be dropped silently)."""
+    from ..checkpoint import read_config
+
+    cls = ppdiffusers_class("FlowMatchEulerDiscreteScheduler")
+    config = read_config(directory, "scheduler_config.json")
+    accepted = inspect.signature(cls.__init__).parameters
+    unknown = sorted(k for k, v in config.items() if not k.startswith("_") and k not in accepted and v)
+    if unknown:
+        raise CheckpointError(
+            f"{directory}: the installed ppdiffusers' FlowMatchEulerDiscreteScheduler does not implement "
+            f"{', '.join(unknown)}: install PPDiffusers from the PaddleMIX source tree, or use model.pipeline: ppcache")
+    return cls(**{k: v for k, v in config.items() if k in accepted})
 
 
 COMPONENT_LOADERS = {
@@ -52,8 +96,16 @@ COMPONENT_LOADERS = {
     "AutoencoderKL": _diffusers_model("ppdiffusers", "AutoencoderKL"),
 }
 
+# What `pipeline="ppdiffusers"` loads differently.
+PPDIFFUSERS_LOADERS = {
+    "FlowMatchEulerDiscreteScheduler": _ppdiffusers_scheduler,
+    "FluxTransformer2DModel": _ppdiffusers_model("FluxTransformer2DModel"),
+}
 
-def _pipeline_class(name):
+
+def pipeline_class(name, source="ppcache"):
+    if source == "ppdiffusers":
+        return ppdiffusers_class(name)
     if name == "FluxPipeline":
         from .flux import FluxPipeline
 
@@ -78,25 +130,56 @@ def read_model_index(path):
         raise CheckpointError(f"corrupt {index_path}: {error}") from None
 
 
-def load_pipeline(path, paddle_dtype=None):
-    """Builds FluxPipeline (ppcache) or StableDiffusion3Pipeline (ppdiffusers) from a pipeline directory."""
+def required_components(cls):
+    """The constructor arguments of a pipeline class that have no default."""
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return [p.name for p in parameters
+            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def compute_dtype(dtype):
+    """The dtype the pipeline computes in: bfloat16 has no matmul/add kernels in Paddle's CPU build, so on a CPU-only
+    build it computes in float32 (the bf16 weights convert exactly), with a one-time notice."""
+    import paddle
+
+    from .._compat import is_cpu_only_build
+
+    dtype = resolve_dtype(dtype)
+    if dtype == paddle.bfloat16 and is_cpu_only_build():
+        warnings.warn("bfloat16 has no CPU kernels in this Paddle build: computing in float32 from the bf16 weights "
+                      "(use a GPU build of Paddle for bfloat16)", stacklevel=3)
+        return paddle.float32
+    return dtype
+
+
+def load_pipeline(path, paddle_dtype=None, pipeline="ppcache"):
+    """Builds a FluxPipeline or StableDiffusion3Pipeline from a pipeline directory, with ppcache's classes
+    (`pipeline="ppcache"`) or the installed PPDiffusers' own (`pipeline="ppdiffusers"`)."""
     path = str(path)
+    if pipeline not in PIPELINE_SOURCES:
+        raise CheckpointError(f"pipeline {pipeline!r} is not allowed; use one of {', '.join(PIPELINE_SOURCES)}")
     index = read_model_index(path)
     pipeline_name = index.get("_class_name")
     if pipeline_name not in SUPPORTED_PIPELINES:
         raise CheckpointError(f"{path}: pipeline {pipeline_name!r} is not supported; "
                               f"supported pipelines: {', '.join(SUPPORTED_PIPELINES)}")
-    dtype = resolve_dtype(paddle_dtype)
+    cls = pipeline_class(pipeline_name, pipeline)
+    specs = {name: spec for name, spec in index.items()
+             if not name.startswith("_") and isinstance(spec, (list, tuple)) and len(spec) == 2}
+    missing = [name for name in required_components(cls) if name not in specs]
+    if missing:
+        raise CheckpointError(f"{path}/model_index.json does not name the component(s) {', '.join(missing)} that "
+                              f"{pipeline_name} needs")
+    loaders = dict(COMPONENT_LOADERS, **(PPDIFFUSERS_LOADERS if pipeline == "ppdiffusers" else {}))
+    dtype = compute_dtype(paddle_dtype)
     components = {}
-    for name, spec in index.items():
-        if name.startswith("_") or not isinstance(spec, (list, tuple)) or len(spec) != 2:
-            continue
-        class_name = spec[1]
+    for name, (_, class_name) in specs.items():
         if class_name is None:
             components[name] = None
             continue
-        if class_name not in COMPONENT_LOADERS:
+        if class_name not in loaders:
             raise CheckpointError(f"{path}: component {name!r} has unsupported class {class_name!r}")
         # Tokenizers and the scheduler carry no weights; text encoders run in the pipeline's dtype.
-        components[name] = COMPONENT_LOADERS[class_name](os.path.join(path, name), dtype)
-    return _pipeline_class(pipeline_name)(**components)
+        components[name] = loaders[class_name](os.path.join(path, name), dtype)
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(**{name: component for name, component in components.items() if name in accepted})

@@ -20,12 +20,26 @@ def check_resolution(pipe, height, width):
             raise ConfigError(f"run.{key} must be a multiple of {unit} for this model, got {value}")
 
 
+def is_flux(pipe):
+    return type(pipe).__name__ == "FluxPipeline"
+
+
+def model_call_kwargs(pipe):
+    """Call arguments every generation passes so that ppcache's and PPDiffusers' FluxPipeline sample alike: T5
+    prompts take the tokenizer's `model_max_length` tokens (at most 512; PPDiffusers' default is always 512)."""
+    if not is_flux(pipe):
+        return {}
+    return {"max_sequence_length": min(512, int(getattr(pipe.tokenizer_2, "model_max_length", 512) or 512))}
+
+
 def pipeline_kwargs(pipe, run):
     kwargs = dict(prompt=run.prompt, height=run.height, width=run.width, num_inference_steps=run.steps,
                   guidance_scale=run.guidance_scale, generator=paddle.Generator().manual_seed(run.seed),
-                  output_type="pil")
-    if type(pipe).__name__ == "FluxPipeline":
-        kwargs.update(true_cfg_scale=run.true_cfg_scale, max_sequence_length=run.max_sequence_length)
+                  output_type="pil", **model_call_kwargs(pipe))
+    if is_flux(pipe):
+        kwargs["true_cfg_scale"] = run.true_cfg_scale
+        if run.max_sequence_length is not None:
+            kwargs["max_sequence_length"] = run.max_sequence_length
         if run.negative_prompt is not None:
             kwargs["negative_prompt"] = run.negative_prompt
     elif run.negative_prompt is not None:

@@ -63,12 +63,24 @@ class FlowMatchEulerDiscreteScheduler(ConfigMixin):
         shift = self.config.shift
         return shift * sigmas / (1 + (shift - 1) * sigmas)
 
+    def default_sigmas(self, num_inference_steps):
+        """Unshifted sigmas when the pipeline passes none (SD3), as diffusers' scheduler makes them: T points evenly
+        spaced in t between the largest and smallest of the scheduler's training sigmas (those are shifted once
+        already unless the shift is dynamic; set_timesteps shifts again, as diffusers does)."""
+        train = self.config.num_train_timesteps
+        sigma_min = 1.0 / train
+        if not self.config.use_dynamic_shifting:
+            shift = self.config.shift
+            sigma_min = shift * sigma_min / (1 + (shift - 1) * sigma_min)
+        return np.linspace(1.0, sigma_min, num_inference_steps)
+
     def set_timesteps(self, num_inference_steps=None, sigmas=None, mu=None):
-        """Sigmas default to linspace(1, 1/T, T) as in FLUX; the final sigma 0 is appended."""
+        """Shifted sigmas (statically, or dynamically with `mu`) of the given or the default sigmas; the final
+        sigma 0 is appended. FLUX pipelines pass sigmas = linspace(1, 1/T, T)."""
         if sigmas is None:
             if not num_inference_steps or num_inference_steps < 1:
                 raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
-            sigmas = np.linspace(1.0, 1.0 / num_inference_steps, num_inference_steps)
+            sigmas = self.default_sigmas(num_inference_steps)
         sigmas = self.shift_sigmas(np.asarray(sigmas, dtype=np.float64), mu).astype(np.float32)
         self.num_inference_steps = len(sigmas)
         self.timesteps = paddle.to_tensor(sigmas * self.config.num_train_timesteps)
