@@ -15,12 +15,16 @@ setup(
     package_data={"ppcache": ["assets/*/*.json", "assets/*/*/*", "assets/prompts/*", "ops/csrc/*"]},
     include_package_data=True,
     python_requires=">=3.9",
+    # Lower bounds only, so that installing ppcache leaves a PaddleMIX user's PPDiffusers (0.29.1 from the PaddleMIX
+    # source tree) and PaddleNLP alone; a fresh machine resolves to the tested ppdiffusers 0.29.0 / paddlenlp 2.8.1.
+    # Upper bounds only where something is known to break.
     install_requires=[
-        "ppdiffusers==0.29.0",
-        "paddlenlp==2.8.1",
+        "ppdiffusers>=0.29.0",
+        "paddlenlp>=2.8.1",
         # ppdiffusers needs a hub without `cached_download` removed (ppcache shims it); <1.0 for paddlenlp.
         "huggingface_hub>=0.23.5,<1.0",
-        "aistudio-sdk==0.2.6",
+        # paddlenlp 2.8 imports aistudio_sdk.hub.download, which aistudio-sdk 0.3 removed.
+        "aistudio-sdk>=0.2.6,<0.3",
         "numpy>=2",
         "pyyaml",
         "Pillow",

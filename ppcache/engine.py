@@ -64,6 +64,7 @@ class CacheEngine:
         self.tracker = StepTracker(self._new_generation, timestep_callback, num_steps)
         self.call: Optional[CallState] = None
         self._original_forward = None
+        self._checked_generation = 0
         policy.bind(self)
 
     # ---- install / remove ------------------------------------------------------------------------------------
@@ -93,6 +94,7 @@ class CacheEngine:
 
     # ---- generation context ----------------------------------------------------------------------------------
     def _new_generation(self):
+        self._check_generation()
         self.state.reset()
         self.stats.new_generation()
         self.policy.reset()
@@ -115,6 +117,8 @@ class CacheEngine:
                 self.policy.end_call(self.call)
                 self._read_back(self.call)
             self.stats.add(self.call.record, self.state.nbytes())
+            if ctx.is_last:
+                self._check_generation()
             return output
         finally:
             self.call = None
@@ -185,8 +189,22 @@ class CacheEngine:
         return self.adapter.make_output(block, streams)
 
     # ---- reporting -------------------------------------------------------------------------------------------
+    def _check_generation(self):
+        """A generation of 3 or more steps that predicted nothing and never evaluated a cache decision gets a
+        notice: the method had nothing to cache on this model or with these settings (no silent no-op)."""
+        calls = self.stats.calls
+        if self._checked_generation == self.stats.generations or len({c.step for c in calls}) < 3:
+            return
+        self._checked_generation = self.stats.generations
+        if any(c.predicted or c.components_predicted or c.indicator is not None for c in calls):
+            return
+        self.policy.notice(f"{self.policy.name}: a {len({c.step for c in calls})}-step generation computed every "
+                           "block without evaluating a cache decision once; check the method's window, warm-up and "
+                           "block ranges against this model")
+
     def summary(self):
         summary = self.stats.summary()
+        summary["notices"] = list(self.policy.notices)
         summary["method"] = self.policy.name
         summary["model_family"] = self.adapter.family
         summary["num_blocks"] = len(self.blocks)

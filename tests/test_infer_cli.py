@@ -60,3 +60,31 @@ def test_bad_option_type_exits_2(capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_bfloat16_on_a_cpu_build_computes_in_float32(tmp_path):
+    config = tmp_path / "bf16.yaml"
+    config.write_text("model:\n  dtype: bfloat16\n")
+    out = tmp_path / "bf16.png"
+    result = subprocess.run([sys.executable, INFER, "--config", str(config), "--steps", "2", "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("warning: bfloat16 has no CPU kernels") and result.stderr.count("\n") == 1
+    assert "float32)" in result.stdout and out.exists()
+
+
+def test_model_index_without_components_is_one_line(tmp_path, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model_index.json").write_text('{"_class_name": "FluxPipeline", "vae": ["diffusers", "AutoencoderKL"]}')
+    code, err = run_main(["--model", str(model), "--out", str(tmp_path / "never.png")], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "does not name the component(s) scheduler, text_encoder, tokenizer, text_encoder_2, tokenizer_2, " \
+           "transformer that FluxPipeline needs" in err
+    assert not (tmp_path / "never.png").exists()
+
+
+def test_unknown_pipeline_source_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        load_infer().main(["--pipeline", "diffusers"])
+    assert info.value.code == 2 and "--pipeline" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -62,8 +63,13 @@ def save_png(image, path):
     os.replace(tmp, path)
 
 
+def one_line_warning(message, category, filename, lineno, line=None):
+    return f"warning: {message}\n"
+
+
 def main(argv=None):
     args = parse_args(argv)
+    warnings.formatwarning = one_line_warning
     import ppcache
     from ppcache.config import load_config, resolve_model_path
     from ppcache.pipelines.loading import load_pipeline

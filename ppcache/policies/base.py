@@ -37,13 +37,6 @@ def polyval(coefficients, x):
     return float(np.polyval(coefficients, x))
 
 
-def warn_once(owner, message):
-    seen = owner.__dict__.setdefault("_warned", set())
-    if message not in seen:
-        seen.add(message)
-        warnings.warn(message, stacklevel=3)
-
-
 class Policy:
     name = "base"
     component_level = False  # True: the engine also wraps block components (attention, MLPs)
@@ -52,6 +45,13 @@ class Policy:
     def __init__(self, config):
         self.config = config
         self.engine = None
+        self.notices = []  # one line each: what this method could not do on this model (summary()["notices"])
+
+    def notice(self, message):
+        """Warns once and records `message` for summary(): a method never degrades to computing everything quietly."""
+        if message not in self.notices:
+            self.notices.append(message)
+            warnings.warn(message, stacklevel=3)
 
     def bind(self, engine):
         if engine.adapter.family not in self.supported_families:

@@ -7,7 +7,7 @@ import dataclasses
 from .. import ops
 from ..engine import Prediction
 from ..errors import ConfigError
-from .base import MethodConfig, Policy, warn_once
+from .base import MethodConfig, Policy
 
 
 @dataclasses.dataclass
@@ -110,7 +110,8 @@ class DBCachePolicy(Policy):
             call.span_inputs = io.streams
         if index == self.last_cached:
             if len(outputs) != len(call.span_inputs) or outputs[0].shape != call.span_inputs[0].shape:
-                warn_once(self, "dbcache: the cached span changes stream layout in this model; it is always computed")
+                self.notice("dbcache: the cached span changes the stream layout of this model, so it is always computed; "
+                            "choose Fn_compute_blocks / Bn_compute_blocks so that the span starts and ends in blocks of one kind")
                 return
             order = max(0, self.config.calibrator_order)
             for stream, (x_in, x_out) in enumerate(zip(call.span_inputs, outputs)):

@@ -9,7 +9,7 @@ import dataclasses
 
 from ..engine import Prediction
 from ..errors import ConfigError
-from .base import MethodConfig, Policy, warn_once
+from .base import MethodConfig, Policy
 
 LAYERS_PER_BRANCH_BLOCK = 3  # block_id = cache_branch_id // 3, layer_id = cache_branch_id % 3 (methods.md §14)
 
@@ -81,9 +81,9 @@ class DeepCachePolicy(Policy):
         self.deep = frozenset(range(first, last + 1))
         up_resnets = len(self.adapter.up_blocks[num_up - 1 - block_id].resnets)
         if layer_id < up_resnets - 1:
-            warn_once(self, f"DeepCache runs whole blocks: cache_branch_id {self.config.cache_branch_id} (block "
-                            f"{block_id}, layer {layer_id}) computes all of down block {block_id} and up block "
-                            f"{num_up - 1 - block_id}, as branch {LAYERS_PER_BRANCH_BLOCK * block_id + 2} would")
+            self.notice(f"DeepCache runs whole blocks: cache_branch_id {self.config.cache_branch_id} (block "
+                        f"{block_id}, layer {layer_id}) computes all of down block {block_id} and up block "
+                        f"{num_up - 1 - block_id}, as branch {LAYERS_PER_BRANCH_BLOCK * block_id + 2} would")
         self._full = True
 
     def begin_call(self, call):

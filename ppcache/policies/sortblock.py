@@ -15,7 +15,7 @@ import paddle
 
 from .. import ops
 from ..errors import ConfigError
-from .base import MethodConfig, Policy, check_window, in_window, polyval, warn_once
+from .base import MethodConfig, Policy, check_window, in_window, polyval
 
 # P(t), fitted for FLUX.1-dev by the SortBlock authors, highest power first.
 SORTBLOCK_RATIO_POLY = [5.67621e-14, -1.36659e-10, 1.16246e-7, -3.97725e-5, 0.00361, 0.56088]
@@ -89,7 +89,7 @@ class SortBlockPolicy(Policy):
         super().__init__(config)
         for field in ("percentage", "step_num"):
             if getattr(config, field) is not None:
-                warn_once(self, f"SortBlockConfig.{field} has no effect (PaddleMIX never reads it either)")
+                self.notice(f"SortBlockConfig.{field} has no effect (PaddleMIX never reads it either)")
 
     def bind(self, engine):
         super().bind(engine)

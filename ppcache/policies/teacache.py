@@ -66,7 +66,11 @@ class TeaCachePolicy(Policy):
         return Prediction(len(self.blocks) - 1, produce)
 
     def after_compute(self, index, io, outputs, call):
-        if index != len(self.blocks) - 1 or outputs[0].shape != call.span_input.shape:
+        if index != len(self.blocks) - 1:
+            return
+        if outputs[0].shape != call.span_input.shape:
+            self.notice("teacache: the last block's main stream is not shaped like block 0's input in this model, so "
+                        "no residual can be cached and every step is computed")
             return
         ladder = call.state.ladder(call.key("residual"), self.config.order)
         ladder.update(outputs[0] - call.span_input, call.ctx.step)
