@@ -36,6 +36,9 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds for prompts without their own")
     parser.add_argument("--steps", type=positive, default=None, help="default: the first config's run.steps")
     parser.add_argument("--model", default=None, help="default: the model named in the first config")
+    parser.add_argument("--pipeline", choices=("ppcache", "ppdiffusers"), default=None,
+                        help="pipeline classes: ppcache's or the installed PPDiffusers' (default: the first "
+                             "config's model.pipeline)")
     parser.add_argument("--out", default="outputs/benchmark")
     parser.add_argument("--repeats", type=positive, default=3, help="interleaved uncached/cached timing pairs")
     parser.add_argument("--overhead", action="store_true",
@@ -94,7 +97,7 @@ def main(argv=None):
         first = configs[0][1]
         model_dir = resolve_model_path(args.model or first.model.path)
         steps, height, width = args.steps or first.run.steps, first.run.height, first.run.width
-        pipe = load_pipeline(model_dir)
+        pipe = load_pipeline(model_dir, pipeline=args.pipeline or first.model.pipeline)
     except ppcache.PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -102,12 +105,13 @@ def main(argv=None):
     cases = prompt_sets.cases(entries, args.seeds, args.num_prompts)
     variants = fewer_steps(steps) + cache_variants(configs, steps)
     prompts_name = args.prompts or "bundled " + os.path.relpath(prompt_sets.BUNDLED_PROMPTS)
-    settings = dict(model=args.model or first.model.path, steps=steps, height=height, width=width,
+    settings = dict(model=args.model or first.model.path, pipeline=args.pipeline or first.model.pipeline,
+                    steps=steps, height=height, width=width,
                     prompts=prompts_name, num_prompts=len({p for p, _ in cases}), seeds=sorted({s for _, s in cases}),
                     cases=len(cases), repeats=args.repeats, world_size=world,
                     overhead_tokens=args.overhead_tokens if args.overhead else None)
     if rank == 0:
-        print(f"model {settings['model']}, {steps} steps, {height}x{width}, {settings['num_prompts']} prompts "
+        print(f"model {settings['model']} ({settings['pipeline']} pipeline), {steps} steps, {height}x{width}, {settings['num_prompts']} prompts "
               f"({prompts_name}) x seeds {settings['seeds']} = {len(cases)} images per config, "
               f"{len(variants)} variants, timing {args.repeats} pairs, {world} process(es), out {args.out}",
               flush=True)

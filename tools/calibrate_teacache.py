@@ -1,7 +1,7 @@
 """Fit TeaCache's rescale polynomial for a model: record indicator/output changes over uncached sampling of a
 prompt set, fit y ~ poly4(x), print R^2 and a threshold-to-compute table, write a ready-to-use config.
 
-    python tools/calibrate_teacache.py [--model tiny-flux] [--steps 20] [--prompts FILE] [--out configs/teacache_calibrated.yaml]
+    python tools/calibrate_teacache.py [--model tiny-flux] [--pipeline ppcache|ppdiffusers] [--steps 20] [--prompts FILE] [--out configs/teacache_calibrated.yaml]
 
 Refit for each model, resolution and step count (coefficients do not transfer between models).
 """
@@ -28,6 +28,8 @@ def read_prompts(path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny-flux")
+    parser.add_argument("--pipeline", choices=("ppcache", "ppdiffusers"), default="ppcache",
+                        help="pipeline classes: ppcache's or the installed PPDiffusers'")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--prompts", help="text file, one prompt per line (default: the bundled prompt set)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -47,7 +49,7 @@ def main(argv=None):
 
     try:
         prompts = read_prompts(args.prompts) if args.prompts else default_prompts()
-        pipe = load_pipeline(resolve_model_path(args.model))
+        pipe = load_pipeline(resolve_model_path(args.model), pipeline=args.pipeline)
     except ppcache.PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

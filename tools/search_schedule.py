@@ -119,7 +119,7 @@ def main(argv=None):
     from ppcache.tiny.dataset import default_prompts
 
     os.makedirs(cfg.out, exist_ok=True)
-    pipe = load_pipeline(resolve_model_path(cfg.model))
+    pipe = load_pipeline(resolve_model_path(cfg.model), pipeline=cfg.pipeline)
     pipe.set_progress_bar_config(disable=True)
     components = model_components(pipe)
     prompts = default_prompts()[:cfg.prompts]

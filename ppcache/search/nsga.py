@@ -334,6 +334,7 @@ class SearchConfig:
     """A schedule search (tools/search_schedule.py). Every key is optional; unknown keys are errors."""
 
     model: str = "tiny-flux"  # bundled name (tiny-flux, tiny-sd3) or a pipeline directory
+    pipeline: str = "ppcache"  # ppcache's pipeline classes, or the installed PPDiffusers' own (ppdiffusers)
     steps: int = 10  # denoising steps; the schedule is made for exactly this many
     height: int = DEFAULT_RESOLUTION
     width: int = DEFAULT_RESOLUTION
@@ -369,6 +370,7 @@ class SearchConfig:
         _check_range(f"{where}.crossover_points", self.crossover_points, 1, 10**6)
         _check_range(f"{where}.seed", self.seed, 0, 2**32 - 1)
         _check_choice(f"{where}.cost", self.cost, ("compute_fraction", "macs"))
+        _check_choice(f"{where}.pipeline", self.pipeline, ("ppcache", "ppdiffusers"))
         _check_range(f"{where}.min_quality", self.min_quality, 0.0, 1.0)
         for key in ("transfer_steps", "transfer_height", "transfer_width"):
             if getattr(self, key) is not None:
