@@ -334,7 +334,6 @@ class SearchConfig:
     """A schedule search (tools/search_schedule.py). Every key is optional; unknown keys are errors."""
 
     model: str = "tiny-flux"  # bundled name (tiny-flux, tiny-sd3) or a pipeline directory
-    pipeline: str = "ppcache"  # ppcache's pipeline classes, or the installed PPDiffusers' own (ppdiffusers)
     steps: int = 10  # denoising steps; the schedule is made for exactly this many
     height: int = DEFAULT_RESOLUTION
     width: int = DEFAULT_RESOLUTION
@@ -355,6 +354,7 @@ class SearchConfig:
     transfer_steps: Optional[int] = None
     transfer_height: Optional[int] = None
     transfer_width: Optional[int] = None
+    pipeline: str = "ppcache"  # ppcache's pipeline classes, or the installed PPDiffusers' own (ppdiffusers)
 
     def validate(self, where):
         from ..config import _check_choice, _check_range
