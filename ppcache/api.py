@@ -54,9 +54,7 @@ def _attach_scheduler(pipe, engine):
         timesteps = getattr(scheduler, "timesteps_host", None)
         if timesteps is None:
             timesteps = [float(t) for t in scheduler.timesteps.numpy()]  # once per generation
-        sigmas = getattr(scheduler, "sigmas", None)
-        sigmas = [float(s) for s in sigmas.numpy()] if hasattr(sigmas, "numpy") else sigmas
-        tracker.begin_generation(len(timesteps), timesteps, sigmas)
+        tracker.begin_generation(len(timesteps), timesteps)
         return result
 
     @functools.wraps(original_step)

@@ -40,18 +40,15 @@ class StepTracker:
         self.calls_in_step = 0
         self.num_steps: Optional[int] = None
         self.timesteps: Optional[List[float]] = None
-        self.sigmas: Optional[List[float]] = None
         self.explicit = False
         self.started = False
         self._last_t = None
 
     # ---- explicit signals --------------------------------------------------------------------------------
-    def begin_generation(self, num_steps=None, timesteps=None, sigmas=None):
-        """`sigmas`: the sampler's noise levels per step (flow matching: sigma_i, plus the final 0), when known."""
+    def begin_generation(self, num_steps=None, timesteps=None):
         self.generation += 1
         self.step, self.calls_in_step = 0, 0
         self.timesteps = [float(t) for t in timesteps] if timesteps is not None else None
-        self.sigmas = [float(s) for s in sigmas] if sigmas is not None else None
         self.num_steps = num_steps if num_steps is not None else (len(self.timesteps) if self.timesteps else None)
         self.explicit, self.started = True, True
         self.on_new_generation()

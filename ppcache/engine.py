@@ -29,13 +29,22 @@ class Prediction:
 
 
 class CallState:
-    """Everything about one transformer call that the policy and engine share."""
+    """Everything about one transformer call that the policy and engine share.
 
-    def __init__(self, ctx: StepContext, state: CacheState, record: CallRecord, num_blocks: int):
+    Host transfers: a call makes at most one. It is either the policy's decision read (`read`) or, at the end of
+    the call, the read of the prediction finiteness flags and `defer`red values. Statistics that are not needed
+    at once (`collect`) ride along with whichever transfer comes next, in this call or a later one, and force one
+    at the end of a call only when the call made none."""
+
+    def __init__(self, ctx: StepContext, state: CacheState, record: CallRecord, num_blocks: int, position=None,
+                 pending=None):
         self.ctx = ctx
         self.state = state
         self.record = record
         self.num_blocks = num_blocks
+        self.position = float(ctx.step) if position is None else position  # the ladders' axis (see predictors)
+        self.pending = [] if pending is None else pending  # collected values, shared across calls by the engine
+        self.synced = False
         self.span: Optional[Prediction] = None
         self.force_compute = False
         self.finite_flags = []
@@ -45,6 +54,17 @@ class CallState:
     def defer(self, values, consume):
         """Read `values` (a device tensor) at the end of the call, in the call's single host transfer."""
         self.deferred.append((values, consume))
+
+    def collect(self, values, consume):
+        """Read `values` at the next host transfer, wherever it happens; `consume` gets them as host floats."""
+        self.pending.append((values, consume))
+
+    def read(self, values):
+        """Host values of `values` now (the call's decision read), carrying the collected values along."""
+        host = transfer([values] + [v for v, _ in self.pending])
+        dispatch(host[1:], self.pending)
+        self.synced = True
+        return host[0]
 
     def key(self, *parts):
         """State key scoped to this call's branch."""
@@ -63,6 +83,7 @@ class CacheEngine:
         self.stats = RunStats(len(self.blocks))
         self.tracker = StepTracker(self._new_generation, timestep_callback, num_steps)
         self.call: Optional[CallState] = None
+        self.pending = []  # values collected for the next host transfer (CallState.collect)
         self._original_forward = None
         self._checked_generation = 0
         policy.bind(self)
@@ -95,6 +116,7 @@ class CacheEngine:
     # ---- generation context ----------------------------------------------------------------------------------
     def _new_generation(self):
         self._check_generation()
+        self.pending.clear()  # statistics of the last generation's state
         self.state.reset()
         self.stats.new_generation()
         self.policy.reset()
@@ -103,14 +125,13 @@ class CacheEngine:
     def _forward(self, *args, **kwargs):
         ctx = self.tracker.next_call(lambda: self.adapter.timestep_of_call(args, kwargs))
         self.adapter.begin_call(args, kwargs)
-        self.call = CallState(ctx, self.state, CallRecord(ctx.step, ctx.branch, ctx.timestep), len(self.blocks))
+        self.call = self._call_state(ctx, CallRecord(ctx.step, ctx.branch, ctx.timestep))
         try:
             self.policy.begin_call(self.call)
             output = self._original_forward(*args, **kwargs)
             self.policy.end_call(self.call)
             if not self._read_back(self.call):
-                record = CallRecord(ctx.step, ctx.branch, ctx.timestep, fallback=True)
-                self.call = CallState(ctx, self.state, record, len(self.blocks))
+                self.call = self._call_state(ctx, CallRecord(ctx.step, ctx.branch, ctx.timestep, fallback=True))
                 self.call.force_compute = True
                 self.policy.begin_call(self.call)
                 output = self._original_forward(*args, **kwargs)
@@ -123,22 +144,24 @@ class CacheEngine:
         finally:
             self.call = None
 
+    def _call_state(self, ctx, record):
+        return CallState(ctx, self.state, record, len(self.blocks), self.policy.position(ctx), self.pending)
+
     @staticmethod
     def _read_back(call):
-        """One host transfer per call: the finiteness of every prediction plus the policy's deferred values.
-        Returns False (deferred values dropped) when a prediction was not finite."""
-        if not call.finite_flags and not call.deferred:
+        """The call's end-of-call host transfer: the finiteness of every prediction plus the policy's deferred
+        values, and the collected values if the call made no transfer yet. Returns False (deferred values
+        dropped) when a prediction was not finite."""
+        pending = call.pending if not call.synced else []
+        if not call.finite_flags and not call.deferred and not pending:
             return True
-        parts = [ops.all_finite(call.finite_flags).astype("float32").reshape([1])]
-        parts += [values.astype("float32").reshape([-1]) for values, _ in call.deferred]
-        host = paddle.concat(parts).numpy()
-        if host[0] < 0.5:
+        parts = [ops.all_finite(call.finite_flags)] + [values for values, _ in call.deferred]
+        host = transfer(parts + [values for values, _ in pending])
+        dispatch(host[1 + len(call.deferred):], pending)
+        if host[0][0] < 0.5:
             return False
-        offset = 1
-        for values, consume in call.deferred:
-            size = int(values.numel())
-            consume(host[offset: offset + size])
-            offset += size
+        for values, (_, consume) in zip(host[1:], call.deferred):
+            consume(values)
         return True
 
     def run_block(self, index, block, args, kwargs):
@@ -209,6 +232,24 @@ class CacheEngine:
         summary["model_family"] = self.adapter.family
         summary["num_blocks"] = len(self.blocks)
         return summary
+
+
+def transfer(tensors):
+    """Host float32 arrays of device tensors, in one device-to-host copy."""
+    flat = [t.astype("float32").reshape([-1]) for t in tensors]
+    host = paddle.concat(flat).numpy() if len(flat) > 1 else flat[0].numpy()
+    sizes = [int(t.shape[0]) for t in flat]
+    offsets = [0]
+    for size in sizes:
+        offsets.append(offsets[-1] + size)
+    return [host[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def dispatch(values, pending):
+    """Hands collected values to their consumers and empties the queue."""
+    for host, (_, consume) in zip(values, pending):
+        consume(host)
+    pending.clear()
 
 
 def _put(container, key, layer):

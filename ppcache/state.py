@@ -20,10 +20,10 @@ class CacheState:
     def set(self, key, value):
         self.entries[key] = value
 
-    def ladder(self, key, order):
+    def ladder(self, key, order, gain="fixed"):
         ladder = self.entries.get(key)
         if ladder is None:
-            ladder = self.entries[key] = TaylorLadder(order)
+            ladder = self.entries[key] = TaylorLadder(order, gain)
         return ladder
 
     def nbytes(self):

@@ -8,14 +8,35 @@ import numpy as np
 from ..engine import Prediction
 
 
+FORECAST_AXES = ("step", "timestep")
+
+
 @dataclasses.dataclass
 class MethodConfig:
-    """Fields every method accepts, for a transformer driven without an attached pipeline:
-    `num_inference_steps` (steps per generation, e.g. to force the last step) and `current_timestep_callback`
-    (returns the host timestep of the current call on the 0..1000 scale, e.g. `lambda: pipe._current_timestep`)."""
+    """Fields every method accepts.
+
+    For a transformer driven without an attached pipeline: `num_inference_steps` (steps per generation, e.g. to
+    force the last step) and `current_timestep_callback` (returns the host timestep of the current call on the
+    0..1000 scale, e.g. `lambda: pipe._current_timestep`).
+
+    For methods that predict skipped values with Taylor ladders (ppcache.predictors):
+    `forecast_gain`: True fits each ladder's gain on its own past forecasts (0..1, see predictors); False is the
+        published fixed Taylor expansion (gain 1).
+    `forecast_axis`: "step" extrapolates in the step index, "timestep" in the sampler's own time variable (the
+        timestep, 1000 x sigma on flow-matching schedules), which differs where the schedule is shifted.
+    """
 
     num_inference_steps: Optional[int] = None
     current_timestep_callback: Optional[Callable] = None
+    forecast_gain: bool = True
+    forecast_axis: str = "step"
+
+    def __post_init__(self):
+        if self.forecast_axis not in FORECAST_AXES:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"cache.forecast_axis: {self.forecast_axis!r} is not allowed; use one of "
+                              f"{', '.join(FORECAST_AXES)}")
 
 
 def check_window(where, timestep_end, timestep_start):
@@ -92,6 +113,22 @@ class Policy:
     def end_call(self, call):
         """The transformer call finished."""
 
+    # ladders ----------------------------------------------------------------------------------------------
+    def position(self, ctx):
+        """Where a step sits on the ladders' axis (`forecast_axis`): the step index, or the timestep (falling
+        back to the step index when the call's timestep is unknown)."""
+        if getattr(self.config, "forecast_axis", "step") == "timestep" and ctx.timestep is not None:
+            return float(ctx.timestep)
+        return float(ctx.step)
+
+    def ladder(self, call, key, order):
+        """The ladder under `key` (scoped to the call's branch), created with the method's gain setting."""
+        gain = "adaptive" if getattr(self.config, "forecast_gain", False) else "fixed"
+        return call.state.ladder(call.key(*key), order, gain)
+
+    def update_ladder(self, call, key, order, value, allow_higher=True):
+        self.ladder(call, key, order).update(value, call.position, allow_higher, call.collect)
+
     # residual helpers -------------------------------------------------------------------------------------
     def record_residual(self, call, index, io, outputs, order, allow_higher, group="block"):
         """Updates the per-stream residual ladders of block `index` (streams with no output are skipped);
@@ -102,7 +139,7 @@ class Policy:
                 residuals.append(None)
                 continue
             residual = x_out - x_in
-            call.state.ladder(call.key(group, index, stream), order).update(residual, call.ctx.step, allow_higher)
+            self.update_ladder(call, (group, index, stream), order, residual, allow_higher)
             residuals.append(residual)
         return residuals
 
@@ -113,7 +150,7 @@ class Policy:
     def predict_residual(self, call, index, group="block", known=None):
         """Prediction for block `index` alone: each stream plus its predicted residual. `known` maps stream
         numbers to residual predictions the caller already computed."""
-        step = call.ctx.step
+        position = call.position
         state = call.state
         known = known or {}
 
@@ -126,7 +163,7 @@ class Policy:
                 elif stream in known:
                     out.append(x + known[stream])
                 else:
-                    out.append(ladder.predict_add(x, step))
+                    out.append(ladder.predict_add(x, position))
             return tuple(out)
 
         return Prediction(index, produce)
@@ -134,7 +171,7 @@ class Policy:
     # final-output helpers (step-level methods) ---------------------------------------------------------------
     def record_final(self, call, outputs, order, allow_higher):
         """Feeds the last block's output (image or joint stream) to the step-level ladder."""
-        call.state.ladder(call.key("final"), order).update(outputs[0], call.ctx.step, allow_higher)
+        self.update_ladder(call, ("final",), order, outputs[0], allow_higher)
         call.state.set(call.key("final_arity"), len(outputs))
 
     def final_ready(self, call):
@@ -144,13 +181,13 @@ class Policy:
     def predict_final(self, call):
         """Skips blocks from the current one to the last; the last block's main stream is extrapolated and its
         other streams (discarded by the model after the last block) are passed on."""
-        final, arity, step = call.state.get(call.key("final")), call.state.get(call.key("final_arity")), call.ctx.step
+        final, arity, position = call.state.get(call.key("final")), call.state.get(call.key("final_arity")), call.position
 
         def produce(streams):
-            return (final.predict(step),) + tuple(streams[1:arity])
+            return (final.predict(position),) + tuple(streams[1:arity])
 
         return Prediction(len(self.blocks) - 1, produce)
 
     def residual_prediction_of(self, call, index, stream=0, group="block"):
         ladder = call.state.get(call.key(group, index, stream))
-        return ladder.predict(call.ctx.step)
+        return ladder.predict(call.position)

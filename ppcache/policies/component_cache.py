@@ -40,7 +40,7 @@ class ComponentPolicy(Policy):
         if entry is None:  # nothing cached yet: compute
             return None
         kind, items, is_tuple = entry
-        step = call.ctx.step
+        position = call.position
 
         def produce():
             out = []
@@ -50,7 +50,7 @@ class ComponentPolicy(Policy):
                 elif kind == "shape":
                     out.append(paddle.zeros(item[0], dtype=item[1]))
                 else:
-                    value = item.predict(step)
+                    value = item.predict(position)
                     out.append(value.clip(-65504, 65504) if value.dtype == paddle.float16 else value)
             return tuple(out) if is_tuple else out[0]
 
@@ -68,9 +68,10 @@ class ComponentPolicy(Policy):
             return
         entry = call.state.get(key)
         if entry is None or len(entry[1]) != len(values):
-            entry = ("ladder", [None if v is None else TaylorLadder(self.order) for v in values], is_tuple)
+            gain = "adaptive" if getattr(self.config, "forecast_gain", False) else "fixed"
+            entry = ("ladder", [None if v is None else TaylorLadder(self.order, gain) for v in values], is_tuple)
             call.state.set(key, entry)
         allow_higher = call.ctx.step >= self.first_enhance() - 1
         for ladder, value in zip(entry[1], values):
             if ladder is not None and value is not None:
-                ladder.update(value, call.ctx.step, allow_higher)
+                ladder.update(value, call.position, allow_higher, call.collect)

@@ -21,6 +21,8 @@ class DBCacheConfig(MethodConfig):
         max_cached_steps / max_continuous_cached_steps: caps (-1: none); the continuous cap counts a true run.
         calibrator_order: -1 reuses the cached span residual; k >= 0 predicts it with a Taylor ladder of order k
             (1 = cache-dit's TaylorSeer calibrator).
+        first_enhance: the calibrator's derivatives are formed only from step first_enhance - 1 on (the span
+            residual's first steps are a transient that reverses direction; cache-dit's calibrator starts at 3).
         downsample_factor: channel stride of the indicator.
         num_inference_steps / current_timestep_callback: for a transformer driven without a pipeline.
     """
@@ -34,6 +36,7 @@ class DBCacheConfig(MethodConfig):
     max_cached_steps: int = -1
     max_continuous_cached_steps: int = -1
     calibrator_order: int = -1
+    first_enhance: int = 3
     downsample_factor: int = 1
 
     def validate(self, where="cache"):
@@ -86,19 +89,19 @@ class DBCachePolicy(Policy):
         span = call.state.get(call.key("span", 0))
         if anchor is None or span is None or self._guarded(call):
             return None
-        drift = float(ops.rel_l1(residual, anchor).max())  # the step's one host read
+        drift = float(call.read(ops.rel_l1(residual, anchor)).max())  # the step's one host read
         call.record.indicator = drift
         if drift >= self.config.residual_diff_threshold:
             return None
         call.state.set(call.key("cached_steps"), call.state.get(call.key("cached_steps"), 0) + 1)
         call.state.set(call.key("run"), call.state.get(call.key("run"), 0) + 1)
-        state, step = call.state, call.ctx.step
+        state, position = call.state, call.position
 
         def produce(streams):
             out = []
             for stream, x in enumerate(streams):
                 ladder = state.get(call.key("span", stream))
-                out.append(x if x is None or ladder is None else ladder.predict_add(x, step))
+                out.append(x if x is None or ladder is None else ladder.predict_add(x, position))
             return tuple(out)
 
         return Prediction(self.last_cached, produce)
@@ -113,8 +116,9 @@ class DBCachePolicy(Policy):
                 self.notice("dbcache: the cached span changes the stream layout of this model, so it is always computed; "
                             "choose Fn_compute_blocks / Bn_compute_blocks so that the span starts and ends in blocks of one kind")
                 return
-            order = max(0, self.config.calibrator_order)
+            config = self.config
+            order = max(0, config.calibrator_order)
+            allow_higher = config.calibrator_order > 0 and call.ctx.step >= config.first_enhance - 1
             for stream, (x_in, x_out) in enumerate(zip(call.span_inputs, outputs)):
                 if x_in is not None and x_out is not None:
-                    ladder = call.state.ladder(call.key("span", stream), order)
-                    ladder.update(x_out - x_in, call.ctx.step, allow_higher=self.config.calibrator_order > 0)
+                    self.update_ladder(call, ("span", stream), order, x_out - x_in, allow_higher)

@@ -67,7 +67,7 @@ class FirstBlockTaylorPolicy(Policy):
     def _update_ladders(self, call, outputs):
         step, config = call.ctx.step, self.config
         allow_higher = step >= config.first_enhance - 1
-        call.state.ladder(call.key("first"), config.order).update(call.first_output, step, allow_higher)
+        self.update_ladder(call, ("first",), config.order, call.first_output, allow_higher)
         self.record_final(call, outputs, config.order, allow_higher)
         call.state.set(call.key("anchor_residual"), call.first_residual)
         call.state.set(call.key("run"), 0)
@@ -78,7 +78,7 @@ class FirstBlockTaylorPolicy(Policy):
         if first is None or not first.ready:
             return None
         if self.config.gate == "forecast_error":
-            return ops.rel_l1(first.predict(call.ctx.step), call.first_output)
+            return ops.rel_l1(first.predict(call.position), call.first_output)
         return ops.rel_l1(call.first_residual, call.state.get(call.key("anchor_residual")))
 
     def decide(self, index, io, call):
@@ -87,7 +87,7 @@ class FirstBlockTaylorPolicy(Policy):
         value = self.gate_value(call)
         if value is None:
             return None
-        worst = float(value.max())  # the step's one host sync: every sample must agree to skip
+        worst = float(call.read(value).max())  # the step's one host sync: every sample must agree to skip
         call.record.indicator = worst
         if worst >= self.config.threshold:
             return None

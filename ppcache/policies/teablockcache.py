@@ -94,7 +94,7 @@ class TeaBlockCachePolicy(Policy):
         call.state.set(call.key("m_prev", key), modulated)
         if previous is None or previous.shape != modulated.shape:
             return None
-        rel = float(ops.rel_l1(modulated, previous).max())  # one host read
+        rel = float(call.read(ops.rel_l1(modulated, previous)).max())  # one host read
         accumulated = call.state.get(call.key("acc", key), 0.0) + self.rescaled(rel)
         call.state.set(call.key("acc", key), accumulated)
         return accumulated

@@ -50,7 +50,7 @@ class TeaCachePolicy(Policy):
         if ctx.is_first or ctx.is_last or previous is None or previous.shape != modulated.shape:
             call.state.set(call.key("acc"), 0.0)
             return None
-        rel = float(ops.rel_l1(modulated, previous).max())  # the step's one host read
+        rel = float(call.read(ops.rel_l1(modulated, previous)).max())  # the step's one host read
         accumulated = call.state.get(call.key("acc"), 0.0) + polyval(config.coefficients, rel)
         call.record.indicator = accumulated
         residual = call.state.get(call.key("residual"))
@@ -58,10 +58,10 @@ class TeaCachePolicy(Policy):
             call.state.set(call.key("acc"), 0.0)
             return None
         call.state.set(call.key("acc"), accumulated)
-        arity, step = call.state.get(call.key("arity")), ctx.step
+        arity, position = call.state.get(call.key("arity")), call.position
 
         def produce(streams):
-            return (residual.predict_add(streams[0], step),) + tuple(streams[1:arity])
+            return (residual.predict_add(streams[0], position),) + tuple(streams[1:arity])
 
         return Prediction(len(self.blocks) - 1, produce)
 
@@ -72,6 +72,5 @@ class TeaCachePolicy(Policy):
             self.notice("teacache: the last block's main stream is not shaped like block 0's input in this model, so "
                         "no residual can be cached and every step is computed")
             return
-        ladder = call.state.ladder(call.key("residual"), self.config.order)
-        ladder.update(outputs[0] - call.span_input, call.ctx.step)
+        self.update_ladder(call, ("residual",), self.config.order, outputs[0] - call.span_input)
         call.state.set(call.key("arity"), len(outputs))
