@@ -132,8 +132,9 @@ def test_outputs_schema_and_two_runs_agree(tmp_path, bundled_flux, capsys):
     assert run_tool(tmp_path / "a") == 0
     printed = capsys.readouterr().out
     assert "| fora | ppcache | fora |" in printed and "results.csv" in printed
-    for name in ("results.csv", "results.json", "results.md", "pareto.png", "contact_sheet.png"):
+    for name in ("results.csv", "results.json", "results.md", "frontier.csv", "pareto.png", "contact_sheet.png"):
         assert (tmp_path / "a" / name).stat().st_size > 0
+    assert "| ≤ 0.35 | fewer steps **(best)** | 1/3 steps | 0.333 |" in printed  # frontier at the default budgets
     with open(tmp_path / "a" / "results.csv", newline="") as handle:
         reader = csv.DictReader(handle)
         assert reader.fieldnames == COLUMNS
@@ -147,6 +148,7 @@ def test_outputs_schema_and_two_runs_agree(tmp_path, bundled_flux, capsys):
                 "seeds", "cases", "world_size"):
         assert key in env, key
     assert env["steps"] == 3 and env["cases"] == 2 and env["seeds"] == [0]
+    assert {p["budget"] for p in data["frontier"]} <= {0.35, 0.5, 0.65} and data["frontier"]
     assert [set(r) >= set(COLUMNS) for r in data["rows"]] == [True] * 3
     fora = data["rows"][2]
     assert 0 < fora["compute_fraction"] < 1 and fora["speedup"] > 0 and fora["cache_kib"] > 0

@@ -2,7 +2,7 @@
 import math
 
 from ppcache.bench.pareto import pareto_front
-from ppcache.bench.report import COLUMNS, compare, normalized
+from ppcache.bench.report import COLUMNS, compare, frontier, frontier_table, normalized
 
 NAN = float("nan")
 
@@ -57,3 +57,27 @@ def test_normalized_drops_images_and_keeps_scalar_extras():
                              compute_fraction=NAN, psnr=30.0, images=[[0.0]], seconds_cached=0.5))
     assert "images" not in result and result["seconds_cached"] == 0.5
     assert math.isnan(result["gmacs"])
+
+
+def test_frontier_of_a_hand_made_point_set():
+    rows = [
+        row("7/20 steps", "fewer-steps", 0.35, 0.90, 2.8, ssim_min=0.8, psnr=25.0),
+        row("10/20 steps", "fewer-steps", 0.50, 0.94, 2.0, ssim_min=0.9, psnr=28.0),
+        row("fast", "taylorseer", 0.34, 0.92, 2.7, ssim_min=0.85, psnr=26.0),
+        row("mid", "dbcache", 0.49, 0.97, 1.9, ssim_min=0.95, psnr=32.0),
+        row("mid-worse", "sortblock", 0.45, 0.96, 2.1, ssim_min=0.94, psnr=31.0),
+        row("over", "fbcache", 0.501, 0.99, 1.9, ssim_min=0.98, psnr=35.0),   # just over 0.5: not in that budget
+        row("cd 0.3", "DBCache", 0.48, 0.975, 1.8, framework="cache-dit", ssim_min=0.96, psnr=33.0),
+        row("cd unmeasured", "DBCache", NAN, 1.0, 1.0, framework="cache-dit"),
+        row("parity", "none", 0.30, 1.0, 1.0, framework="diffusers", parity=True),
+    ]
+    points = frontier(rows, (0.35, 0.5))
+    by_budget = {b: [(p["framework"], p["name"], p["leads"]) for p in points if p["budget"] == b] for b in (0.35, 0.5)}
+    assert by_budget[0.35] == [("ppcache", "fast", True), ("fewer steps", "7/20 steps", False)]
+    assert by_budget[0.5] == [("cache-dit", "cd 0.3", True), ("ppcache", "mid", False),
+                              ("fewer steps", "10/20 steps", False)]
+    margins = {(p["budget"], p["name"]): p["over_fewer_steps"] for p in points}
+    assert math.isclose(margins[(0.35, "fast")], 0.02) and math.isclose(margins[(0.5, "cd 0.3")], 0.035)
+    text = frontier_table(points)
+    assert "| ≤ 0.50 | cache-dit **(best)** | cd 0.3 | 0.480 | 0.9750 (0.960) | 33.00 | +0.0350 |" in text
+    assert frontier([], (0.5,)) == []

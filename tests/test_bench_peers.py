@@ -18,6 +18,8 @@ CASES = [("a photo of a flower", 3)]
 CONFIGS = [
     peers.PeerConfig("cache-dit DBCache+TaylorSeer rdt=0.5", "cache-dit", "DBCache+TaylorSeer", 0.5, 1),
     peers.PeerConfig("diffusers FirstBlockCache t=0.5", "diffusers", "FirstBlockCache", 0.5),
+    # computes steps 0-2 and 4; predicts the attention of steps 3 and 5, while every MLP runs
+    peers.PeerConfig("diffusers TaylorSeerCache N=2", "diffusers", "TaylorSeerCache", taylorseer_order=1, interval=2),
 ]
 KEYS = {"name", "framework", "method", "compute_fraction", "ssim", "psnr", "speedup"}
 
@@ -61,11 +63,24 @@ def test_cached_peers_skip_blocks_and_report_the_schema(rows, references):
         assert len(row["images"]) == len(CASES) and row["images"][0].shape == references[0].shape
 
 
-def test_peer_configs_cover_both_frameworks_with_and_without_taylorseer():
+def test_taylorseer_peer_counts_attention_and_mlps_apart(rows, bundled_flux):
+    row = rows[-1]
+    assert row["method"] == "TaylorSeerCache" and row["steps_computed"] == 4
+    assert row["blocks_fraction"] == pytest.approx(4 / 6)  # attention ran at 4 of 6 steps
+    # ... but the MLPs ran at all six: the compute fraction is the attention's share of 2 steps below 1
+    weights = peers.block_weights(peers.build_peer_pipeline(__import__("diffusers"), bundled_flux).transformer,
+                                  256, 16)
+    attention = sum(w["attn"] for w in weights) / sum(sum(w.values()) for w in weights)
+    assert row["compute_fraction"] == pytest.approx(1 - attention * 2 / 6, rel=1e-6)
+
+
+def test_peer_configs_cover_every_framework_across_budgets():
     methods = {(config.framework, config.method) for config in peers.PEER_CONFIGS}
     assert methods == {("cache-dit", "DBCache"), ("cache-dit", "DBCache+TaylorSeer"),
-                       ("diffusers", "FirstBlockCache")}
+                       ("diffusers", "FirstBlockCache"), ("diffusers", "TaylorSeerCache")}
     assert len({config.name for config in peers.PEER_CONFIGS}) == len(peers.PEER_CONFIGS)
+    thresholds = [c.threshold for c in peers.PEER_CONFIGS if c.method == "DBCache+TaylorSeer"]
+    assert min(thresholds) <= 0.12 and max(thresholds) >= 0.8
 
 
 @pytest.mark.parametrize("module", ["torch", "diffusers", "cache_dit"])

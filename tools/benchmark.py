@@ -1,13 +1,16 @@
 """Speed and quality of cache configs on a model, beside the free baseline (fewer steps, no cache).
 
     python tools/benchmark.py --configs configs/*.yaml [--prompts FILE] [--num-prompts N] [--steps N]
-        [--seeds 0 1] [--model PATH] [--out DIR] [--repeats N] [--overhead] [--peers] [--no-progress]
+        [--seeds 0 1] [--model PATH] [--pipeline ppcache|ppdiffusers] [--out DIR] [--repeats N] [--overhead]
+        [--peers] [--frontier 0.35 0.5 0.65] [--no-progress]
 
 For every config and every prompt x seed: SSIM / PSNR against the uncached image of the same prompt and seed
 (generated once, kept in OUT/refs), compute fraction and block MACs, cache memory, steps and blocks computed;
 wall-clock speed-up from uncached and cached runs interleaved --repeats times (median, min, max). The baseline
 series "fewer steps, no cache" is always included. Results are kept per image under OUT, so an interrupted run
-resumes where it stopped. Writes OUT/results.csv, results.json, results.md, pareto.png and contact_sheet.png.
+resumes where it stopped. Writes OUT/results.csv, results.json, results.md, frontier.csv, pareto.png and
+contact_sheet.png. The frontier report gives, for each compute budget, the best config of ppcache, of each peer
+framework and of fewer steps whose compute fraction is within the budget.
 
 Prompt files: .txt (one prompt a line, # comments), .jsonl ({"prompt": ..., "seed": ...} a line) or .csv (a
 prompt or caption column); default: the bundled set. Several processes or machines (shared OUT):
@@ -28,6 +31,13 @@ def positive(text):
     return value
 
 
+def budget(text):
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a compute budget is a fraction in (0, 1], got {value}")
+    return value
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", required=True, help="ppcache YAML configs (method none is skipped)")
@@ -45,6 +55,9 @@ def parse_args(argv=None):
                         help="also measure speed-up / (1 / compute fraction) on the FLUX-shaped timing model (slow)")
     parser.add_argument("--overhead-tokens", type=positive, default=1024, help="timing model image tokens")
     parser.add_argument("--peers", action="store_true", help="add cache-dit and diffusers points (extra `parity`)")
+    parser.add_argument("--frontier", type=budget, nargs="+", default=None, metavar="BUDGET",
+                        help="compute budgets of the frontier report: per budget, the best config of each framework "
+                             "and of fewer steps with compute fraction <= budget (default: 0.35 0.5 0.65)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -83,7 +96,8 @@ def main(argv=None):
     args = parse_args(argv)
     import ppcache
     from ppcache.bench import prompts as prompt_sets
-    from ppcache.bench.report import compare, environment, normalized, table, write_results
+    from ppcache.bench.report import (FRONTIER_BUDGETS, compare, environment, frontier, frontier_table, normalized,
+                                      table, write_results)
     from ppcache.bench.runner import Benchmark, cache_variants, fewer_steps
     from ppcache.bench.shard import rank_and_world
     from ppcache.bench.store import Store
@@ -128,11 +142,14 @@ def main(argv=None):
         rows += peers
         sheet[1].extend((row["name"], row["images"][:len(sheet[0])]) for row in peers if row.get("images"))
     rows = compare([normalized(row) for row in rows])
+    points = frontier(rows, args.frontier or FRONTIER_BUDGETS)
     env = environment(**settings)
-    paths = write_results(args.out, rows, env)
+    paths = write_results(args.out, rows, env, points)
     paths += write_plots(args.out, rows, sheet, f"{settings['model']}, {steps} steps, {len(cases)} images")
     print()
     print(table(rows))
+    print()
+    print(frontier_table(points))
     print()
     print("wrote " + ", ".join(paths))
     return 0

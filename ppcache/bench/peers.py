@@ -1,5 +1,6 @@
-"""Peers side by side: cache-dit's DBCache (with and without TaylorSeer) and diffusers' FirstBlockCache, run in
-torch on the same transformer weights, prompt embeddings and initial noise as ppcache's runs.
+"""Peers side by side: cache-dit's DBCache (with and without TaylorSeer), diffusers' FirstBlockCache and diffusers'
+TaylorSeer cache hook, run in torch on the same transformer weights, prompt embeddings and initial noise as
+ppcache's runs.
 
 Needs the optional `parity` extra (torch, diffusers, cache-dit). The peer pipeline is diffusers' own FluxPipeline,
 built from the same diffusers-format directory that ppcache loads; ppcache supplies the prompt embeddings
@@ -9,9 +10,10 @@ uncached peer run reproduces ppcache's uncached image (the first row returned is
 - speed-up: the peer's own uncached vs cached wall time in torch: uncached and cached calls interleaved image by
   image (after one untimed warm-up of each), median of the pairs' ratios, as for ppcache's own rows;
 - quality: SSIM / PSNR against the ppcache uncached references passed in;
-- compute fraction: transformer block work actually run / full, counted with forward pre-hooks on every block's
-  attention (a block skipped by a cache never reaches it), weighted by ppcache's per-block MAC model so that it
-  means the same as ppcache's own compute fraction (`blocks_fraction` is the unweighted count).
+- compute fraction: transformer block work actually run / full, counted per block component (attention through
+  its query projection, which a skipped or predicted attention never reaches; the MLPs and output projections)
+  with forward pre-hooks, weighted by ppcache's per-component MAC model so that it means the same as ppcache's own
+  compute fraction (`blocks_fraction` counts the blocks whose attention ran).
 """
 import contextlib
 import dataclasses
@@ -37,14 +39,16 @@ class MissingDependencyError(PPCacheError, ImportError):
 
 @dataclasses.dataclass(frozen=True)
 class PeerConfig:
-    """One peer point. `framework` is "cache-dit" (DBCache, `taylorseer_order` > 0 adds its TaylorSeer
-    calibrator) or "diffusers" (FirstBlockCache with `threshold`)."""
+    """One peer point. `framework` is "cache-dit" (DBCache with `threshold`; `taylorseer_order` > 0 adds its
+    TaylorSeer calibrator) or "diffusers" (method "FirstBlockCache" with `threshold`, or "TaylorSeerCache": its
+    TaylorSeer hook with `interval` and `taylorseer_order`)."""
 
     name: str
     framework: str
     method: str
-    threshold: float
+    threshold: float = 0.0
     taylorseer_order: int = 0
+    interval: int = 0
 
 
 # cache-dit settings shared by every DBCache point. cache-dit's defaults (F8B0, 8 warm-up steps) are meant for
@@ -56,16 +60,30 @@ DBCACHE_BN_COMPUTE_BLOCKS = 1
 DBCACHE_WARMUP_FRACTION = 0.1
 TAYLORSEER_ORDER = 1
 
-PEER_CONFIGS: Tuple[PeerConfig, ...] = (
-    PeerConfig("cache-dit DBCache rdt=0.08", "cache-dit", "DBCache", 0.08),
-    PeerConfig("cache-dit DBCache rdt=0.12", "cache-dit", "DBCache", 0.12),
-    PeerConfig("cache-dit DBCache rdt=0.2", "cache-dit", "DBCache", 0.2),
-    PeerConfig("cache-dit DBCache+TaylorSeer rdt=0.12", "cache-dit", "DBCache+TaylorSeer", 0.12, TAYLORSEER_ORDER),
-    PeerConfig("cache-dit DBCache+TaylorSeer rdt=0.2", "cache-dit", "DBCache+TaylorSeer", 0.2, TAYLORSEER_ORDER),
-    PeerConfig("diffusers FirstBlockCache t=0.05", "diffusers", "FirstBlockCache", 0.05),
-    PeerConfig("diffusers FirstBlockCache t=0.1", "diffusers", "FirstBlockCache", 0.1),
-    PeerConfig("diffusers FirstBlockCache t=0.2", "diffusers", "FirstBlockCache", 0.2),
-)
+# diffusers' TaylorSeer hook: its defaults (3 warm-up steps, first order), with the Taylor factors kept in float32
+# (its default bfloat16 would add rounding that ppcache's fp32 ladders do not have).
+TAYLORSEER_WARMUP = 3
+
+DBCACHE_THRESHOLDS = (0.12, 0.2, 0.3, 0.45, 0.6, 0.8)
+FIRST_BLOCK_THRESHOLDS = (0.1, 0.2, 0.3, 0.45, 0.6)
+TAYLORSEER_INTERVALS = (2, 3, 4, 5)
+
+
+def _peer_configs():
+    configs = []
+    for threshold in DBCACHE_THRESHOLDS:
+        configs.append(PeerConfig(f"cache-dit DBCache rdt={threshold}", "cache-dit", "DBCache", threshold))
+        configs.append(PeerConfig(f"cache-dit DBCache+TaylorSeer rdt={threshold}", "cache-dit", "DBCache+TaylorSeer",
+                                  threshold, TAYLORSEER_ORDER))
+    configs += [PeerConfig(f"diffusers FirstBlockCache t={t}", "diffusers", "FirstBlockCache", t)
+                for t in FIRST_BLOCK_THRESHOLDS]
+    configs += [PeerConfig(f"diffusers TaylorSeerCache N={n}", "diffusers", "TaylorSeerCache",
+                           taylorseer_order=TAYLORSEER_ORDER, interval=n) for n in TAYLORSEER_INTERVALS]
+    return tuple(configs)
+
+
+# Each framework's points spread over the compute budgets (about 0.3 to 0.8 of full on the bundled model).
+PEER_CONFIGS: Tuple[PeerConfig, ...] = _peer_configs()
 
 UNCACHED_NAME = "diffusers uncached (parity)"
 
@@ -157,40 +175,50 @@ def build_peer_pipeline(diffusers, model_path, vae=None, scheduler=None):
     return pipe
 
 
-class BlockCounter:
-    """Counts transformer calls and, per block and per call, the blocks whose attention ran."""
+def _component_modules(block, names):
+    """Each component's module whose call means the component ran: the attention's query projection (the
+    attention module itself may be called and then predicted, as diffusers' TaylorSeer hook does)."""
+    return [block.attn.to_q if name == "attn" else getattr(block, name) for name in names]
 
-    def __init__(self, transformer):
+
+class BlockCounter:
+    """Counts transformer calls and, per block component and per call, the components that ran."""
+
+    def __init__(self, transformer, weights):
+        """`weights`: per block, {component name: MACs} (see `block_weights`)."""
         self.blocks = list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
+        self.weights = [list(w.values()) for w in weights]
         self.handles = [transformer.register_forward_pre_hook(self._on_transformer)]
-        for index, block in enumerate(self.blocks):
-            self.handles.append(block.attn.register_forward_pre_hook(self._on_block(index)))
+        for index, (block, names) in enumerate(zip(self.blocks, weights)):
+            for slot, module in enumerate(_component_modules(block, list(names))):
+                self.handles.append(module.register_forward_pre_hook(self._on_component(index, slot)))
         self.reset()
 
     def _on_transformer(self, module, args):
         self.per_call.append(0)
 
-    def _on_block(self, index):
+    def _on_component(self, index, slot):
         def hook(module, args):
-            self.counts[index] += 1
-            if self.per_call:
+            self.counts[index][slot] += 1
+            if slot == 0 and self.per_call:  # attention: one per block call
                 self.per_call[-1] += 1
         return hook
 
     def reset(self):
-        self.counts = [0] * len(self.blocks)
+        self.counts = [[0] * len(w) for w in self.weights]
         self.per_call = []
 
-    def stats(self, weights, images):
+    def stats(self, images):
         """Compute fraction (MAC-weighted), block fraction, and per image: GMACs run, blocks computed and full
-        steps (transformer calls that ran every block), over the calls since reset."""
+        steps (transformer calls that ran every block's attention), over the calls since reset."""
         calls = len(self.per_call)
         if not calls:
             return dict(compute_fraction=1.0, blocks_fraction=1.0)
-        run = sum(count * weight for count, weight in zip(self.counts, weights))
-        return dict(compute_fraction=run / (calls * sum(weights)),
-                    blocks_fraction=sum(self.counts) / (calls * len(self.blocks)),
-                    gmacs=run / images / 1e9, blocks_computed=sum(self.counts) / images,
+        run = sum(c * w for counts, weights in zip(self.counts, self.weights) for c, w in zip(counts, weights))
+        full = calls * sum(sum(w) for w in self.weights)
+        attention_runs = sum(counts[0] for counts in self.counts)
+        return dict(compute_fraction=run / full, blocks_fraction=attention_runs / (calls * len(self.blocks)),
+                    gmacs=run / images / 1e9, blocks_computed=attention_runs / images,
                     steps_computed=sum(n == len(self.blocks) for n in self.per_call) / images)
 
     def remove(self):
@@ -199,7 +227,7 @@ class BlockCounter:
 
 
 def block_weights(transformer, image_tokens, text_tokens):
-    """Per-block MACs of one call, from ppcache's FLUX cost model (shapes only)."""
+    """Per block, {component: MACs} of one call, from ppcache's FLUX cost model (shapes only), attention first."""
     from ..adapters.base import BlockIO
     from ..adapters.flux import FluxAdapter
 
@@ -209,7 +237,7 @@ def block_weights(transformer, image_tokens, text_tokens):
     text = types.SimpleNamespace(shape=(1, text_tokens, dim))
     adapter = FluxAdapter(transformer)
     blocks = list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
-    return [adapter.block_macs(block, BlockIO((image, text), None)) for block in blocks]
+    return [adapter.component_macs(block, BlockIO((image, text), None)) for block in blocks]
 
 
 def _generate(torch, pipe, inputs, steps, height, width, guidance_scale):
@@ -233,6 +261,13 @@ def _enable(cache_dit, diffusers, pipe, config: PeerConfig, steps):
         calibrator = (TaylorSeerCalibratorConfig(taylorseer_order=config.taylorseer_order)
                       if config.taylorseer_order else None)
         cache_dit.enable_cache(pipe, cache_config=cache_config, calibrator_config=calibrator)
+    elif config.framework == "diffusers" and config.method == "TaylorSeerCache":
+        import torch
+        from diffusers.hooks import TaylorSeerCacheConfig
+
+        pipe.transformer.enable_cache(TaylorSeerCacheConfig(
+            cache_interval=config.interval, disable_cache_before_step=TAYLORSEER_WARMUP,
+            max_order=config.taylorseer_order, taylor_factors_dtype=torch.float32))
     elif config.framework == "diffusers":
         pipe.transformer.enable_cache(diffusers.FirstBlockCacheConfig(threshold=config.threshold))
     else:
@@ -303,7 +338,8 @@ def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, wi
                                      scheduler=diffusers.FlowMatchEulerDiscreteScheduler.from_config(
                                          base.scheduler.config))
         weights = block_weights(base.transformer, inputs[0][2].shape[1], inputs[0][0].shape[1])
-        base_counter, cached_counter = BlockCounter(base.transformer), BlockCounter(cached.transformer)
+        base_counter = BlockCounter(base.transformer, weights)
+        cached_counter = BlockCounter(cached.transformer, weights)
         try:
             _generate(torch, base, inputs[0], steps, height, width, guidance_scale)  # warm-up
             base_counter.reset()
@@ -314,13 +350,13 @@ def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, wi
                 uncached_times.append(seconds)
                 tick()
             row = _row(UNCACHED_NAME, "diffusers", "none", steps, uncached_images, references,
-                       base_counter.stats(weights, len(inputs)), uncached_times, uncached_times)
+                       base_counter.stats(len(inputs)), uncached_times, uncached_times)
             row.update(parity=True, max_abs_diff=float(max(np.abs(a - np.asarray(r, np.float64)).max()
                                                            for a, r in zip(uncached_images, references))))
             rows = [row]
             for config in _order(configs):
                 rows.append(_run_config(torch, diffusers, cache_dit, config, base, cached, cached_counter, inputs,
-                                        steps, height, width, guidance_scale, references, weights, repeats, tick))
+                                        steps, height, width, guidance_scale, references, repeats, tick))
         finally:
             base_counter.remove()
             cached_counter.remove()
@@ -343,7 +379,7 @@ def _row(name, framework, method, steps, images, references, counts, uncached_ti
 
 
 def _run_config(torch, diffusers, cache_dit, config, base, cached, counter, inputs, steps, height, width,
-                guidance_scale, references, weights, repeats, tick):
+                guidance_scale, references, repeats, tick):
     _enable(cache_dit, diffusers, cached, config, steps)
     try:
         _generate(torch, cached, inputs[0], steps, height, width, guidance_scale)  # warm-up
@@ -357,10 +393,10 @@ def _run_config(torch, diffusers, cache_dit, config, base, cached, counter, inpu
                 cached_times.append(seconds)
                 tick()
                 images[index] = image  # cached runs are deterministic: every repeat gives the same image
-        counts = counter.stats(weights, len(inputs) * repeats)  # every repeat runs the same blocks
+        counts = counter.stats(len(inputs) * repeats)  # every repeat runs the same blocks
     finally:
         _disable(cache_dit, cached, config)
     row = _row(config.name, config.framework, config.method, steps, images, references, counts, uncached_times,
                cached_times)
-    row.update(threshold=config.threshold, taylorseer_order=config.taylorseer_order)
+    row.update(threshold=config.threshold, taylorseer_order=config.taylorseer_order, interval=config.interval)
     return row

@@ -70,6 +70,46 @@ def compare(rows):
     return rows
 
 
+FRONTIER_BUDGETS = (0.35, 0.5, 0.65)
+FRONTIER_COLUMNS = ["budget", "framework", "name", "method", "compute_fraction", "ssim", "ssim_min", "psnr",
+                    "over_fewer_steps", "leads"]
+
+
+def frontier(rows, budgets=FRONTIER_BUDGETS):
+    """The quality-at-budget frontier: for each budget and each framework (ppcache, each peer framework, and the
+    fewer-steps baseline), the row with the best mean SSIM among those whose compute fraction is at most the
+    budget. `over_fewer_steps`: its SSIM minus the best fewer-steps row's there; `leads`: best at that budget."""
+    def group(row):
+        return "fewer steps" if row["method"] == FEWER_STEPS else row["framework"]
+
+    candidates = [r for r in rows if not r.get("parity") and not math.isnan(r["compute_fraction"])]
+    out = []
+    for budget in budgets:
+        best = {}
+        for row in candidates:
+            if row["compute_fraction"] <= budget + 1e-9 and (group(row) not in best
+                                                             or row["ssim"] > best[group(row)]["ssim"]):
+                best[group(row)] = row
+        baseline = best["fewer steps"]["ssim"] if "fewer steps" in best else NAN
+        top = max((r["ssim"] for r in best.values()), default=NAN)
+        for name, row in sorted(best.items(), key=lambda item: -item[1]["ssim"]):
+            out.append(dict(budget=budget, framework=name, name=row["name"], method=row["method"],
+                            compute_fraction=row["compute_fraction"], ssim=row["ssim"], ssim_min=row["ssim_min"],
+                            psnr=row["psnr"], over_fewer_steps=row["ssim"] - baseline, leads=row["ssim"] == top))
+    return out
+
+
+def frontier_table(points):
+    lines = ["| budget | framework | best config | compute | SSIM (worst) | PSNR dB | vs fewer steps |",
+             "|---|---|---|---|---|---|---|"]
+    for p in points:
+        lead = " **(best)**" if p["leads"] else ""
+        lines.append(f"| ≤ {p['budget']:.2f} | {p['framework']}{lead} | {p['name']} | "
+                     f"{p['compute_fraction']:.3f} | {p['ssim']:.4f} ({p['ssim_min']:.3f}) | {p['psnr']:.2f} | "
+                     f"{_number(p['over_fewer_steps'], '+.4f')} |")
+    return "\n".join(lines)
+
+
 def environment(**settings):
     """Versions, device, threads and platform, plus the run's settings."""
     from importlib import metadata
@@ -100,19 +140,27 @@ def _json_value(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def write_results(out, rows, env):
-    """results.csv, results.json and results.md in `out`; returns their paths."""
-    paths = [os.path.join(out, name) for name in ("results.csv", "results.json", "results.md")]
-    with open(paths[0], "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, COLUMNS, extrasaction="ignore")
+def write_results(out, rows, env, points=()):
+    """results.csv, results.json and results.md in `out` (and frontier.csv with the frontier `points`); returns
+    their paths."""
+    names = ("results.csv", "results.json", "results.md") + (("frontier.csv",) if points else ())
+    paths = [os.path.join(out, name) for name in names]
+    _write_csv(paths[0], COLUMNS, rows)
+    with open(paths[1], "w", encoding="utf-8") as handle:
+        json.dump({"environment": env, "rows": [{k: _json_value(v) for k, v in r.items()} for r in rows],
+                   "frontier": [{k: _json_value(v) for k, v in p.items()} for p in points]}, handle, indent=2)
+    with open(paths[2], "w", encoding="utf-8") as handle:
+        handle.write(markdown(rows, env, points) + "\n")
+    if points:
+        _write_csv(paths[3], FRONTIER_COLUMNS, points)
+    return paths
+
+
+def _write_csv(path, columns, rows):
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-    with open(paths[1], "w", encoding="utf-8") as handle:
-        json.dump({"environment": env, "rows": [{k: _json_value(v) for k, v in r.items()} for r in rows]},
-                  handle, indent=2)
-    with open(paths[2], "w", encoding="utf-8") as handle:
-        handle.write(markdown(rows, env) + "\n")
-    return paths
 
 
 def _number(value, spec, suffix=""):
@@ -139,13 +187,14 @@ def table(rows):
     return "\n".join(lines)
 
 
-def markdown(rows, env):
+def markdown(rows, env, points=()):
     settings = (f"model `{env['model']}`, {env['steps']} steps, {env['height']}x{env['width']}, "
                 f"{env['num_prompts']} prompts ({env['prompts']}) x seeds {env['seeds']} = {env['cases']} images "
                 f"per row, speed-up from {env['repeats']} interleaved uncached/cached pairs; {env['device']}, "
                 f"{env['cpu_count']} CPUs, Paddle {env['paddle']}, {env['world_size']} process(es)")
+    frontier_part = ["## Quality at a compute budget", frontier_table(points)] if points else []
     return "\n\n".join([
-        "# ppcache benchmark", settings, table(rows),
+        "# ppcache benchmark", settings, table(rows)] + frontier_part + [
         "SSIM / PSNR: mean over the images against the uncached image of the same prompt and seed (worst SSIM in "
         "brackets). compute: block MACs run / full. fewer steps SSIM: the no-cache baseline with fewer steps at "
         "the same compute, interpolated. overhead ratio: speed-up / (1 / compute fraction) on the FLUX-shaped "
