@@ -69,12 +69,17 @@ class TaylorLadder:
         if self.fit[1] > 0:
             self.gain = min(1.0, max(0.0, self.fit[0] / self.fit[1]))
 
-    def coefficients(self, position):
+    def coefficients(self, position, gain=None):
         x = float(position - self.position)
-        return [1.0] + [self.gain * x**k / math.factorial(k) for k in range(1, len(self.factors))]
+        gain = self.gain if gain is None else gain
+        return [1.0] + [gain * x**k / math.factorial(k) for k in range(1, len(self.factors))]
 
     def predict(self, position):
         return ops.taylor_eval(self.factors, self.coefficients(position))
+
+    def extrapolate(self, position):
+        """The plain Taylor expansion (gain 1), whatever the fitted gain: where the trajectory is heading."""
+        return ops.taylor_eval(self.factors, self.coefficients(position, 1.0))
 
     def predict_add(self, base, position):
         """base + prediction, in one pass."""

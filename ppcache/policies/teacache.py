@@ -46,7 +46,6 @@ class TeaCachePolicy(Policy):
         modulated = self.adapter.modulated_input(self.blocks[0], io)
         previous = call.state.get(call.key("m_prev"))
         call.state.set(call.key("m_prev"), modulated)
-        call.span_input = io.streams[0]
         if ctx.is_first or ctx.is_last or previous is None or previous.shape != modulated.shape:
             call.state.set(call.key("acc"), 0.0)
             return None
@@ -66,6 +65,8 @@ class TeaCachePolicy(Policy):
         return Prediction(len(self.blocks) - 1, produce)
 
     def after_compute(self, index, io, outputs, call):
+        if index == 0:
+            call.span_input = io.streams[0]  # here, not in decide(): a forced call computes without deciding
         if index != len(self.blocks) - 1:
             return
         if outputs[0].shape != call.span_input.shape:
