@@ -145,7 +145,9 @@ class CacheEngine:
             self.call = None
 
     def _call_state(self, ctx, record):
-        return CallState(ctx, self.state, record, len(self.blocks), self.policy.position(ctx), self.pending)
+        call = CallState(ctx, self.state, record, len(self.blocks), self.policy.position(ctx), self.pending)
+        call.force_compute = self.policy.forced(ctx)
+        return call
 
     @staticmethod
     def _read_back(call):

@@ -256,3 +256,18 @@ def test_every_method_survives_a_forced_recompute(pipe, monkeypatch, name):
         ppcache.remove_cache(pipe)
     assert np.isfinite(out).all()
     assert seen["n"] >= 3 and stats["fallbacks"] == 1
+
+
+def test_final_steps_are_computed_whatever_the_method_decides(pipe):
+    config = ppcache.TaylorSeerConfig(interval=5, first_enhance=3, final_steps=2)
+    ppcache.apply_cache(pipe, config)
+    try:
+        sample(pipe)
+        stats = ppcache.summary(pipe)
+    finally:
+        ppcache.remove_cache(pipe)
+    full = [c["step"] for c in stats["per_step"] if not c["components_predicted"]]
+    # steps 0-2 (first_enhance), then every 5th on its counter, and the last two
+    assert full[:3] == [0, 1, 2] and full[-2:] == [18, 19] and 0 < stats["compute_fraction"] < 1
+    with pytest.raises(ConfigError, match="final_steps"):
+        ppcache.TaylorSeerConfig(final_steps=-1)

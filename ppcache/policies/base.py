@@ -19,6 +19,10 @@ class MethodConfig:
     force the last step) and `current_timestep_callback` (returns the host timestep of the current call on the
     0..1000 scale, e.g. `lambda: pipe._current_timestep`).
 
+    `final_steps`: the last final_steps steps of a generation are computed in full, whatever the method decides
+        (skipping the last step costs the most detail; 0 leaves every step to the method). Needs the step count:
+        an attached pipeline, or num_inference_steps.
+
     For methods that predict skipped values with Taylor ladders (ppcache.predictors):
     `forecast_gain`: True fits each ladder's gain on its own past forecasts (0..1, see predictors); False is the
         published fixed Taylor expansion (gain 1).
@@ -28,15 +32,18 @@ class MethodConfig:
 
     num_inference_steps: Optional[int] = None
     current_timestep_callback: Optional[Callable] = None
+    final_steps: int = 0
     forecast_gain: bool = True
     forecast_axis: str = "step"
 
     def __post_init__(self):
-        if self.forecast_axis not in FORECAST_AXES:
-            from ..errors import ConfigError
+        from ..errors import ConfigError
 
+        if self.forecast_axis not in FORECAST_AXES:
             raise ConfigError(f"cache.forecast_axis: {self.forecast_axis!r} is not allowed; use one of "
                               f"{', '.join(FORECAST_AXES)}")
+        if self.final_steps < 0:
+            raise ConfigError(f"cache.final_steps must be >= 0, got {self.final_steps}")
 
 
 def check_window(where, timestep_end, timestep_start):
@@ -112,6 +119,11 @@ class Policy:
 
     def end_call(self, call):
         """The transformer call finished."""
+
+    def forced(self, ctx):
+        """True for a step the method must compute in full: one of the generation's `final_steps`."""
+        final = getattr(self.config, "final_steps", 0)
+        return bool(final) and ctx.num_steps is not None and ctx.step >= ctx.num_steps - final
 
     # ladders ----------------------------------------------------------------------------------------------
     def position(self, ctx):

@@ -1,7 +1,8 @@
 """DBCache (cache-dit) and FBCache (ParaAttention, diffusers): the first Fn blocks always run and their residual
 is the indicator; the middle blocks are skipped by adding their cached span residual (optionally predicted by a
 Taylor calibrator) when the indicator drifted less than the threshold from its anchor; the last Bn blocks always
-run. Guards, in order: warm-up, max cached steps, max consecutive cached steps, final steps, threshold."""
+run. Guards, in order: warm-up, max cached steps, max consecutive cached steps, threshold (and the engine's
+final_steps, common to every method)."""
 import dataclasses
 
 from .. import ops
@@ -19,9 +20,6 @@ class DBCacheConfig(MethodConfig):
         residual_diff_threshold: cache when rel-L1(Fn residual, its anchor) is below this (<= 0: never cache).
         max_warmup_steps: steps below this are computed (only every `warmup_interval`-th of them is forced).
         max_cached_steps / max_continuous_cached_steps: caps (-1: none); the continuous cap counts a true run.
-        final_steps: the last final_steps steps are always computed (skipping the last step costs the most
-            detail; 0 follows cache-dit, which can cache it). Needs the step count (a pipeline, or
-            num_inference_steps).
         calibrator_order: -1 reuses the cached span residual; k >= 0 predicts it with a Taylor ladder of order k
             (1 = cache-dit's TaylorSeer calibrator).
         first_enhance: the calibrator's derivatives are formed only from step first_enhance - 1 on (the span
@@ -38,7 +36,6 @@ class DBCacheConfig(MethodConfig):
     warmup_interval: int = 1
     max_cached_steps: int = -1
     max_continuous_cached_steps: int = -1
-    final_steps: int = 0
     calibrator_order: int = -1
     first_enhance: int = 3
     downsample_factor: int = 1
@@ -47,9 +44,8 @@ class DBCacheConfig(MethodConfig):
         if self.Fn_compute_blocks < 1:
             raise ConfigError(f"{where}.Fn_compute_blocks must be >= 1 (the indicator needs a block), "
                               f"got {self.Fn_compute_blocks}")
-        if self.Bn_compute_blocks < 0 or self.warmup_interval < 1 or self.downsample_factor < 1 or self.final_steps < 0:
-            raise ConfigError(f"{where}: Bn_compute_blocks and final_steps must be >= 0, warmup_interval and "
-                              "downsample_factor >= 1")
+        if self.Bn_compute_blocks < 0 or self.warmup_interval < 1 or self.downsample_factor < 1:
+            raise ConfigError(f"{where}: Bn_compute_blocks must be >= 0, warmup_interval and downsample_factor >= 1")
         if self.calibrator_order < -1 or self.calibrator_order > 3:
             raise ConfigError(f"{where}.calibrator_order must be -1 (reuse) or 0..3, got {self.calibrator_order}")
 
@@ -80,8 +76,6 @@ class DBCachePolicy(Policy):
         if 0 <= config.max_cached_steps <= call.state.get(call.key("cached_steps"), 0):
             return True
         if 0 <= config.max_continuous_cached_steps <= call.state.get(call.key("run"), 0):
-            return True
-        if call.ctx.num_steps is not None and step >= call.ctx.num_steps - config.final_steps:
             return True
         return config.residual_diff_threshold <= 0
 
