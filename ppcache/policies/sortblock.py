@@ -84,6 +84,7 @@ def select_blocks(cosine, groups, rho):
 
 class SortBlockPolicy(Policy):
     name = "sortblock"
+    budget_guard = True
 
     def __init__(self, config: SortBlockConfig):
         super().__init__(config)
@@ -110,8 +111,8 @@ class SortBlockPolicy(Policy):
         return FULL if offset == 0 else SELECT if offset == 1 else PARTIAL
 
     def begin_call(self, call):
-        call.phase = self.phase(call)
-        call.mask = call.state.get(call.key("mask"), ())
+        call.phase = PARTIAL if call.over_budget else self.phase(call)  # over budget: predict every block it can
+        call.mask = () if call.over_budget else call.state.get(call.key("mask"), ())
         call.cosines = {}
         call.record.indicator = None
 
