@@ -2,7 +2,7 @@
 
     python tools/tune.py --budget 0.4 [--speedup 2.5] [--model PATH] [--steps N] [--height H --width W]
         [--prompts FILE] [--num-prompts N] [--seeds 0] [--holdout FILE] [--holdout-seeds 1 2]
-        [--methods dbcache teacache ...] [--evaluations N] [--out DIR] [--no-progress]
+        [--methods dbcache teacache ...] [--evaluations N] [--cap] [--out DIR] [--no-progress]
 
 For each candidate method (ppcache/bench/knobs.py), its knob is bisected (thresholds) or stepped (intervals) for
 the setting whose mean compute fraction on the calibration images is at most the budget and closest to it; SSIM
@@ -50,13 +50,17 @@ def parse_args(argv=None):
     parser.add_argument("--height", type=at_least(1), default=32)
     parser.add_argument("--width", type=at_least(1), default=32)
     parser.add_argument("--prompts", default=None, help="prompt file (.txt, .jsonl, .csv); default: the bundled set")
-    parser.add_argument("--num-prompts", type=at_least(2), default=12,
-                        help="use this many prompts of --prompts, evenly spaced (default 12)")
+    parser.add_argument("--num-prompts", type=at_least(2), default=24,
+                        help="use this many prompts of --prompts, evenly spaced (default 24: 16 calibration, 8 "
+                             "held-out)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="calibration seeds")
     parser.add_argument("--holdout", default=None, help="held-out prompt file (default: every 3rd prompt)")
     parser.add_argument("--holdout-seeds", type=int, nargs="+", default=[1, 2], help="held-out seeds")
     parser.add_argument("--methods", nargs="+", default=None, help="candidates (default: all of ppcache/bench/knobs.py)")
     parser.add_argument("--evaluations", type=at_least(3), default=7, help="points measured per knob at most")
+    parser.add_argument("--cap", action="store_true",
+                        help="write max_compute_fraction = budget into the config (a hard cap at run time, dynamic "
+                             "methods) and measure the pick with it on the held-out images")
     parser.add_argument("--out", default="outputs/tune")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
@@ -113,7 +117,7 @@ def main(argv=None):
     bench = Benchmark(pipe, Store(args.out, model_dir, args.height, args.width), [], calibration + heldout,
                       args.steps, args.height, args.width, repeats=0, rank=rank, world=world, sheet_cases=0)
     tune = Tune(bench, budget, candidates, range(len(calibration)), range(len(calibration), len(bench.cases)),
-                args.evaluations)
+                args.evaluations, cap=args.cap)
     if rank == 0:
         print(f"tune for compute fraction {budget:.3f}: model {args.model}, {args.steps} steps, "
               f"{args.height}x{args.width}, {len(calibration)} calibration and {len(heldout)} held-out images, "
@@ -137,6 +141,7 @@ def main(argv=None):
         calibration_prompts=len({p for p, _ in calibration}), calibration_seeds=sorted({s for _, s in calibration}),
         calibration_images=len(calibration), heldout_prompts=len({p for p, _ in heldout}),
         heldout_seeds=sorted({s for _, s in heldout}), heldout_images=len(heldout), heldout_source=source,
+        calibration_cases=[list(case) for case in calibration], heldout_cases=[list(case) for case in heldout],
         candidates=list(candidates), evaluations=args.evaluations, world_size=world,
         guidance_scale=call_default(pipe, "guidance_scale"), wall_seconds=time.perf_counter() - started)
     paths, rows, env = write_outputs(args.out, result, env)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..config import build_cache_section
 from ..errors import PPCacheError
+from ..policies import POLICIES
 from .knobs import CANDIDATES, Knob
 from .plots import FEWER_STEPS
 from .runner import FEWER_STEPS_FRACTIONS, Variant, fewer_steps
@@ -155,6 +156,7 @@ class TuneResult:
     outcomes: Dict[str, Outcome]
     baseline: List[Point]  # fewer steps on the held-out cases
     choice: Optional[str]  # the overall pick's candidate name
+    capped: Optional[Point] = None  # the pick with max_compute_fraction = budget, on the held-out cases
 
     def unreachable_message(self):
         """One line naming the closest point when no candidate reaches the budget."""
@@ -168,10 +170,10 @@ class Tune:
     """Runs the search of every candidate and the held-out validation on `bench` (a Benchmark whose cases are
     the calibration cases at `calibration` positions and the held-out cases at `heldout` positions)."""
 
-    def __init__(self, bench, budget, candidates, calibration, heldout, evaluations=7, tolerance=0.01):
+    def __init__(self, bench, budget, candidates, calibration, heldout, evaluations=7, tolerance=0.01, cap=False):
         self.bench, self.budget, self.candidates = bench, budget, candidates
         self.calibration, self.heldout = list(calibration), list(heldout)
-        self.evaluations, self.tolerance = evaluations, tolerance
+        self.evaluations, self.tolerance, self.cap = evaluations, tolerance, cap
 
     def variant(self, name, knob, value, setting):
         label = knob.label(value, setting)
@@ -218,10 +220,22 @@ class Tune:
                 chosen = outcome.pick.variant
                 outcome.heldout = Point(name, outcome.pick.label, chosen, self.bench.records(chosen, self.heldout))
             outcomes[name] = outcome
-        baseline = [Point(FEWER_STEPS, v.name, v, self.bench.records(v, self.heldout)) for v in self.baseline_variants()]
         reaching = [o for o in outcomes.values() if o.reaches]
-        choice = max(reaching, key=lambda o: (o.pick.ssim, o.pick.compute_fraction)).name if reaching else None
-        return TuneResult(self.budget, outcomes, baseline, choice)
+        if not reaching:
+            return TuneResult(self.budget, outcomes, [], None)
+        choice = max(reaching, key=lambda o: (o.pick.ssim, o.pick.compute_fraction)).name
+        baseline = [Point(FEWER_STEPS, v.name, v, self.bench.records(v, self.heldout)) for v in self.baseline_variants()]
+        return TuneResult(self.budget, outcomes, baseline, choice, self.capped(outcomes[choice].pick))
+
+    def capped(self, chosen):
+        """The pick with the run-time cap `max_compute_fraction` = budget on the held-out cases (`cap` on and a
+        method that honours it), else None."""
+        if not self.cap or not POLICIES[chosen.variant.method][1].budget_guard:
+            return None
+        cache = dataclasses.replace(chosen.variant.cache, max_compute_fraction=self.budget)
+        variant = Variant(f"{chosen.variant.name} cap", chosen.variant.method, chosen.variant.steps, cache)
+        return Point(chosen.candidate, f"{chosen.label} max_compute_fraction={self.budget:.3g}", variant,
+                     self.bench.records(variant, self.heldout))
 
 
 def spread(records):

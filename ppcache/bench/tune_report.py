@@ -43,12 +43,26 @@ def rows(result):
             calibration.append(point_row(point, CALIBRATION, role, result.budget, role == "tuned" and name == result.choice))
         if outcome.heldout is not None:
             heldout.append(point_row(outcome.heldout, HELDOUT, "tuned", result.budget, name == result.choice))
+    if result.capped is not None:
+        heldout.append(point_row(result.capped, HELDOUT, "capped", result.budget))
     heldout += [point_row(point, HELDOUT, FEWER_STEPS, result.budget) for point in result.baseline]
     return calibration + compare(heldout, speed="compute_speedup")
 
 
-def _tuned(rows_, split):
-    return {r["candidate"]: r for r in rows_ if r["split"] == split and r["role"] == "tuned"}
+def _tuned(rows_, split, role="tuned"):
+    return {r["candidate"]: r for r in rows_ if r["split"] == split and r["role"] == role}
+
+
+def cap_line(rows_, env):
+    """The pick with and without the run-time cap on the held-out images ('' without --cap)."""
+    capped = _tuned(rows_, HELDOUT, "capped").get(env["choice"])
+    if capped is None:
+        return ""
+    free = _tuned(rows_, HELDOUT)[env["choice"]]
+    return (f"With the run-time cap `max_compute_fraction: {env['budget']:.3g}` (written into the config), the pick's "
+            f"held-out compute per image is at most {capped['compute_max']:.3f} (without: {free['compute_max']:.3f}), "
+            f"mean {capped['compute_fraction']:.3f}, SSIM {capped['ssim']:.4f} (worst {capped['ssim_min']:.3f}; "
+            f"without: {free['ssim']:.4f}, worst {free['ssim_min']:.3f}).")
 
 
 def verdict(rows_, env):
@@ -93,7 +107,7 @@ def markdown(rows_, env):
               f"| {r['psnr']:.2f} | {'yes' if r['within_budget'] else ''} |" for r in measured]
     return "\n\n".join([
         f"# ppcache tune: compute budget {env['budget']:.3f} ({1 / env['budget']:.2f}x fewer block MACs)",
-        settings_line(env), verdict(rows_, env),
+        settings_line(env), verdict(rows_, env) + (" " + cap_line(rows_, env)).rstrip(),
         f"Fewer steps at the budget on the held-out images (interpolated): SSIM "
         f"{number(env['fewer_steps_ssim_at_budget'], '.4f')}.", "\n".join(lines),
         "compute: block MACs run / full, mean over the images. SSIM / PSNR against the uncached image of the same "
@@ -146,8 +160,9 @@ def config_text(result, rows_, env):
         f"the config {beats}",
         "# SSIM / PSNR against the uncached image of the same prompt and seed. Every candidate's tuned point: "
         f"tune_{env['stem']}.md",
-        "# For a hard latency bound add `max_compute_fraction: <fraction>` to the cache section (dynamic methods).",
     ]
+    header.append(f"# {cap_line(rows_, env)}" if result.capped is not None else
+                  "# For a hard latency bound add `max_compute_fraction: <fraction>` to the cache section (dynamic methods).")
     model = ["model:", _line("path", env["model"]), _line("pipeline", env["pipeline"])]
     run = ["run:", _line("steps", env["steps"]), _line("height", env["height"]), _line("width", env["width"])]
     if env.get("guidance_scale") is not None:
@@ -155,12 +170,14 @@ def config_text(result, rows_, env):
     run.append(_line("output", f"outputs/{os.path.splitext(env['config'])[0]}.png"))
     cache = ["cache:"]
     tuned_keys = set(outcome.knob.keys) | set(outcome.knob.secondary)
+    chosen = (result.capped or outcome.pick).variant.cache
     shared = {field.name for field in dataclasses.fields(MethodConfig)}
-    names = [f.name for f in dataclasses.fields(outcome.pick.variant.cache)]
+    names = [f.name for f in dataclasses.fields(chosen)]
+    comments = dict.fromkeys(tuned_keys, "tuned") | {"max_compute_fraction": "hard cap at run time"}
     for name in sorted(names, key=lambda n: (n != "method", n in shared)):  # method, its own keys, shared keys
-        value = getattr(outcome.pick.variant.cache, name)
+        value = getattr(chosen, name)
         if name not in RUNTIME_ONLY and value is not None:
-            cache.append(_line(name, value, "tuned" if name in tuned_keys else ""))
+            cache.append(_line(name, value, comments.get(name, "")))
     return "\n".join(header + model + run + cache) + "\n"
 
 
