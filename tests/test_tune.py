@@ -242,3 +242,30 @@ def test_cap_is_written_and_measured_on_the_heldout_images(tmp_path, bundled_flu
     assert capped[0]["compute_max"] <= 0.7 + 1e-9  # TeaCache skips whole steps: the cap holds exactly
     config = load_config(str(out / "tuned_tiny-flux_0.70.yaml"))
     assert config.cache.max_compute_fraction == 0.7
+
+
+def test_two_process_launch_equals_single_run(tmp_path, bundled_flux):
+    """The real launcher on CPU: both ranks follow the same bisection over their shares of the cases."""
+    import subprocess
+    import sys
+
+    args = ["--budget", "0.6", "--methods", "fora"] + TINY
+    result = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                             "--log_dir", str(tmp_path / "log"), TUNE, *args, "--out", str(tmp_path / "dist")],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert load_tool().main(args + ["--out", str(tmp_path / "single")]) == 0
+    dist, single = (json.loads((tmp_path / d / "tune_tiny-flux_0.60.json").read_text()) for d in ("dist", "single"))
+    assert dist["environment"]["world_size"] == 2 and single["environment"]["world_size"] == 1
+    figures = [[(r["split"], r["knob"], r["ssim"], r["compute_fraction"]) for r in data["rows"]]
+               for data in (dist, single)]
+    assert figures[0] == figures[1]
+    assert (tmp_path / "dist" / "tuned_tiny-flux_0.60.yaml").read_text().split("\nmodel:")[1] == \
+        (tmp_path / "single" / "tuned_tiny-flux_0.60.yaml").read_text().split("\nmodel:")[1]
+
+
+def test_a_cap_outside_zero_to_one_is_bad_input(tmp_path, capsys):
+    code = load_tool().main(["--budget", "0.5", "--cap", "1.5", "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == "error: --cap must be a compute fraction in (0, 1], e.g. 0.4, got 1.5"
+    assert not (tmp_path / "out").exists()

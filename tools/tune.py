@@ -2,7 +2,7 @@
 
     python tools/tune.py --budget 0.4 [--speedup 2.5] [--model PATH] [--steps N] [--height H --width W]
         [--prompts FILE] [--num-prompts N] [--seeds 0] [--holdout FILE] [--holdout-seeds 1 2]
-        [--methods dbcache teacache ...] [--evaluations N] [--cap] [--out DIR] [--no-progress]
+        [--methods dbcache teacache ...] [--evaluations N] [--cap [FRACTION]] [--out DIR] [--no-progress]
 
 For each candidate method (ppcache/bench/knobs.py), its knob is bisected (thresholds) or stepped (intervals) for
 the setting whose mean compute fraction on the calibration images is at most the budget and closest to it; SSIM
@@ -39,6 +39,11 @@ def at_least(low):
     return parse
 
 
+def cap_value(text):
+    """--cap's value: a fraction, or "budget" (--cap given alone)."""
+    return text if text == "budget" else float(text)
+
+
 def parse_args(argv=None):
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     budget = parser.add_mutually_exclusive_group(required=True)
@@ -58,9 +63,9 @@ def parse_args(argv=None):
     parser.add_argument("--holdout-seeds", type=int, nargs="+", default=[1, 2], help="held-out seeds")
     parser.add_argument("--methods", nargs="+", default=None, help="candidates (default: all of ppcache/bench/knobs.py)")
     parser.add_argument("--evaluations", type=at_least(3), default=7, help="points measured per knob at most")
-    parser.add_argument("--cap", action="store_true",
-                        help="write max_compute_fraction = budget into the config (a hard cap at run time, dynamic "
-                             "methods) and measure the pick with it on the held-out images")
+    parser.add_argument("--cap", type=cap_value, nargs="?", const="budget", default=None, metavar="FRACTION",
+                        help="write max_compute_fraction (default: the budget) into the config, a hard cap at run "
+                             "time for dynamic methods, and measure the pick with it on the held-out images")
     parser.add_argument("--out", default="outputs/tune")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
@@ -103,13 +108,14 @@ def main(argv=None):
     from ppcache.bench.runner import Benchmark
     from ppcache.bench.shard import rank_and_world
     from ppcache.bench.store import Store
-    from ppcache.bench.tune import Tune
+    from ppcache.bench.tune import Tune, budget_from
     from ppcache.bench.tune_report import markdown, write_outputs
     from ppcache.config import BUNDLED_MODELS
 
     rank, world = rank_and_world()
     try:
         budget, candidates, calibration, heldout, source, pipe, model_dir = prepare(args)
+        cap = budget if args.cap == "budget" else None if args.cap is None else budget_from(args.cap, what="--cap")
     except ppcache.PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -117,7 +123,7 @@ def main(argv=None):
     bench = Benchmark(pipe, Store(args.out, model_dir, args.height, args.width), [], calibration + heldout,
                       args.steps, args.height, args.width, repeats=0, rank=rank, world=world, sheet_cases=0)
     tune = Tune(bench, budget, candidates, range(len(calibration)), range(len(calibration), len(bench.cases)),
-                args.evaluations, cap=args.cap)
+                args.evaluations, cap=cap)
     if rank == 0:
         print(f"tune for compute fraction {budget:.3f}: model {args.model}, {args.steps} steps, "
               f"{args.height}x{args.width}, {len(calibration)} calibration and {len(heldout)} held-out images, "
@@ -142,7 +148,7 @@ def main(argv=None):
         calibration_images=len(calibration), heldout_prompts=len({p for p, _ in heldout}),
         heldout_seeds=sorted({s for _, s in heldout}), heldout_images=len(heldout), heldout_source=source,
         calibration_cases=[list(case) for case in calibration], heldout_cases=[list(case) for case in heldout],
-        candidates=list(candidates), evaluations=args.evaluations, world_size=world,
+        candidates=list(candidates), evaluations=args.evaluations, cap=cap, world_size=world,
         guidance_scale=call_default(pipe, "guidance_scale"), wall_seconds=time.perf_counter() - started)
     paths, rows, env = write_outputs(args.out, result, env)
     print()

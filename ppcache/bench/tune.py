@@ -32,7 +32,7 @@ class TuneError(PPCacheError, ValueError):
     """A tune cannot start (bad budget, unknown candidate, too few prompts) or no candidate reaches the budget."""
 
 
-def budget_from(budget=None, speedup=None):
+def budget_from(budget=None, speedup=None, what="--budget"):
     """The compute-fraction budget from `--budget` (a fraction in (0, 1]) or `--speedup` (>= 1)."""
     if (budget is None) == (speedup is None):
         raise TuneError("give the budget once: --budget FRACTION (e.g. 0.4) or --speedup X (e.g. 2.5)")
@@ -41,8 +41,8 @@ def budget_from(budget=None, speedup=None):
             raise TuneError(f"--speedup must be at least 1 (2.5 means compute fraction 0.4), got {speedup:g}")
         return 1.0 / speedup
     if not 0 < budget <= 1:
-        raise TuneError(f"--budget must be a compute fraction in (0, 1], e.g. 0.4 (or use --speedup 2.5), "
-                        f"got {budget:g}")
+        raise TuneError(f"{what} must be a compute fraction in (0, 1], e.g. 0.4"
+                        + (" (or use --speedup 2.5)" if what == "--budget" else "") + f", got {budget:g}")
     return float(budget)
 
 
@@ -156,7 +156,7 @@ class TuneResult:
     outcomes: Dict[str, Outcome]
     baseline: List[Point]  # fewer steps on the held-out cases
     choice: Optional[str]  # the overall pick's candidate name
-    capped: Optional[Point] = None  # the pick with max_compute_fraction = budget, on the held-out cases
+    capped: Optional[Point] = None  # the pick with max_compute_fraction = `cap`, on the held-out cases
 
     def unreachable_message(self):
         """One line naming the closest point when no candidate reaches the budget."""
@@ -170,7 +170,7 @@ class Tune:
     """Runs the search of every candidate and the held-out validation on `bench` (a Benchmark whose cases are
     the calibration cases at `calibration` positions and the held-out cases at `heldout` positions)."""
 
-    def __init__(self, bench, budget, candidates, calibration, heldout, evaluations=7, tolerance=0.01, cap=False):
+    def __init__(self, bench, budget, candidates, calibration, heldout, evaluations=7, tolerance=0.01, cap=None):
         self.bench, self.budget, self.candidates = bench, budget, candidates
         self.calibration, self.heldout = list(calibration), list(heldout)
         self.evaluations, self.tolerance, self.cap = evaluations, tolerance, cap
@@ -228,13 +228,13 @@ class Tune:
         return TuneResult(self.budget, outcomes, baseline, choice, self.capped(outcomes[choice].pick))
 
     def capped(self, chosen):
-        """The pick with the run-time cap `max_compute_fraction` = budget on the held-out cases (`cap` on and a
+        """The pick with the run-time cap `max_compute_fraction` = `cap` on the held-out cases (a cap given and a
         method that honours it), else None."""
-        if not self.cap or not POLICIES[chosen.variant.method][1].budget_guard:
+        if self.cap is None or not POLICIES[chosen.variant.method][1].budget_guard:
             return None
-        cache = dataclasses.replace(chosen.variant.cache, max_compute_fraction=self.budget)
+        cache = dataclasses.replace(chosen.variant.cache, max_compute_fraction=self.cap)
         variant = Variant(f"{chosen.variant.name} cap", chosen.variant.method, chosen.variant.steps, cache)
-        return Point(chosen.candidate, f"{chosen.label} max_compute_fraction={self.budget:.3g}", variant,
+        return Point(chosen.candidate, f"{chosen.label} max_compute_fraction={self.cap:g}", variant,
                      self.bench.records(variant, self.heldout))
 
 

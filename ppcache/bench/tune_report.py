@@ -59,7 +59,7 @@ def cap_line(rows_, env):
     if capped is None:
         return ""
     free = _tuned(rows_, HELDOUT)[env["choice"]]
-    return (f"With the run-time cap `max_compute_fraction: {env['budget']:.3g}` (written into the config), the pick's "
+    return (f"With the run-time cap `max_compute_fraction: {env['cap']:g}` (written into the config), the pick's "
             f"held-out compute per image is at most {capped['compute_max']:.3f} (without: {free['compute_max']:.3f}), "
             f"mean {capped['compute_fraction']:.3f}, SSIM {capped['ssim']:.4f} (worst {capped['ssim_min']:.3f}; "
             f"without: {free['ssim']:.4f}, worst {free['ssim_min']:.3f}).")
