@@ -49,7 +49,8 @@ def parse_args(argv=None):
     budget = parser.add_mutually_exclusive_group(required=True)
     budget.add_argument("--budget", type=float, help="compute fraction in (0, 1], e.g. 0.4")
     budget.add_argument("--speedup", type=float, help="the budget as a speed-up: 2.5 means compute fraction 0.4")
-    parser.add_argument("--model", default="tiny-flux", help="bundled name (tiny-flux, tiny-sd3) or a pipeline directory")
+    parser.add_argument("--model", default="tiny-flux",
+                        help="bundled name (tiny-flux, tiny-sd3) or a pipeline directory")
     parser.add_argument("--pipeline", choices=("ppcache", "ppdiffusers"), default="ppcache")
     parser.add_argument("--steps", type=at_least(2), default=20)
     parser.add_argument("--height", type=at_least(1), default=32)
@@ -61,7 +62,8 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="calibration seeds")
     parser.add_argument("--holdout", default=None, help="held-out prompt file (default: every 3rd prompt)")
     parser.add_argument("--holdout-seeds", type=int, nargs="+", default=[1, 2], help="held-out seeds")
-    parser.add_argument("--methods", nargs="+", default=None, help="candidates (default: all of ppcache/bench/knobs.py)")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="candidates (default: all of ppcache/bench/knobs.py)")
     parser.add_argument("--evaluations", type=at_least(3), default=7, help="points measured per knob at most")
     parser.add_argument("--cap", type=cap_value, nargs="?", const="budget", default=None, metavar="FRACTION",
                         help="write max_compute_fraction (default: the budget) into the config, a hard cap at run "

@@ -180,8 +180,8 @@ class Tune:
         config = build_cache_section(knob.cache_section(value, setting), where=f"cache ({name})")
         return label, Variant(f"{name} {label}", knob.method, self.bench.steps, config)
 
-    def measure(self, name, knob, value, setting, indices):
-        label, variant = self.variant(name, knob, value, setting)
+    def point(self, name, label, variant, indices):
+        """`variant` measured on the cases at `indices` (what is on disk is read, not measured again)."""
         return Point(name, label, variant, self.bench.records(variant, indices))
 
     def search(self, name, knob):
@@ -191,7 +191,7 @@ class Tune:
             measured = {}
 
             def fraction_at(value, setting=setting, measured=measured):
-                measured[value] = self.measure(name, knob, value, setting, self.calibration)
+                measured[value] = self.point(name, *self.variant(name, knob, value, setting), self.calibration)
                 return measured[value].compute_fraction
 
             bisect_knob(fraction_at, knob, self.budget, self.evaluations, self.tolerance)
@@ -217,14 +217,13 @@ class Tune:
             outcome = Outcome(name, knob, self.search(name, knob))
             outcome.pick = pick(outcome.points, self.budget)
             if outcome.pick is not None:
-                chosen = outcome.pick.variant
-                outcome.heldout = Point(name, outcome.pick.label, chosen, self.bench.records(chosen, self.heldout))
+                outcome.heldout = self.point(name, outcome.pick.label, outcome.pick.variant, self.heldout)
             outcomes[name] = outcome
         reaching = [o for o in outcomes.values() if o.reaches]
         if not reaching:
             return TuneResult(self.budget, outcomes, [], None)
         choice = max(reaching, key=lambda o: (o.pick.ssim, o.pick.compute_fraction)).name
-        baseline = [Point(FEWER_STEPS, v.name, v, self.bench.records(v, self.heldout)) for v in self.baseline_variants()]
+        baseline = [self.point(FEWER_STEPS, v.name, v, self.heldout) for v in self.baseline_variants()]
         return TuneResult(self.budget, outcomes, baseline, choice, self.capped(outcomes[choice].pick))
 
     def capped(self, chosen):
@@ -234,8 +233,7 @@ class Tune:
             return None
         cache = dataclasses.replace(chosen.variant.cache, max_compute_fraction=self.cap)
         variant = Variant(f"{chosen.variant.name} cap", chosen.variant.method, chosen.variant.steps, cache)
-        return Point(chosen.candidate, f"{chosen.label} max_compute_fraction={self.cap:g}", variant,
-                     self.bench.records(variant, self.heldout))
+        return self.point(chosen.candidate, f"{chosen.label} max_compute_fraction={self.cap:g}", variant, self.heldout)
 
 
 def spread(records):

@@ -3,8 +3,9 @@ the settings and the measured figures; tune_<model>_<budget>.csv / .json / .md, 
 tune_<model>_<budget>.png, the candidates' tuned points on the held-out images beside fewer steps.
 
 Rows: split "calibration" (every point the search measured; role "tuned" for each candidate's pick, else
-"searched") and split "held-out" (each candidate's pick, role "tuned", and the fewer-steps baseline, role
-"fewer-steps"). Held-out rows are compared with fewer steps at their own compute fraction (report.compare).
+"searched") and split "held-out" (each candidate's pick, role "tuned"; the overall pick under the run-time cap,
+role "capped"; and the fewer-steps baseline, role "fewer-steps"). Held-out rows are compared with fewer steps
+at their own compute fraction (report.compare).
 """
 import dataclasses
 import os
@@ -34,13 +35,14 @@ def point_row(point, split, role, budget, picked=False):
     return row
 
 
-def rows(result):
+def table_rows(result):
     """Calibration rows of every measured point, then the held-out rows compared with fewer steps."""
     calibration, heldout = [], []
     for name, outcome in result.outcomes.items():
         for point in outcome.points:
             role = "tuned" if point is outcome.pick else "searched"
-            calibration.append(point_row(point, CALIBRATION, role, result.budget, role == "tuned" and name == result.choice))
+            picked = role == "tuned" and name == result.choice
+            calibration.append(point_row(point, CALIBRATION, role, result.budget, picked))
         if outcome.heldout is not None:
             heldout.append(point_row(outcome.heldout, HELDOUT, "tuned", result.budget, name == result.choice))
     if result.capped is not None:
@@ -49,25 +51,26 @@ def rows(result):
     return calibration + compare(heldout, speed="compute_speedup")
 
 
-def _tuned(rows_, split, role="tuned"):
-    return {r["candidate"]: r for r in rows_ if r["split"] == split and r["role"] == role}
+def by_candidate(rows, split, role="tuned"):
+    """{candidate: row} of one split and role."""
+    return {r["candidate"]: r for r in rows if r["split"] == split and r["role"] == role}
 
 
-def cap_line(rows_, env):
+def cap_line(rows, env):
     """The pick with and without the run-time cap on the held-out images ('' without --cap)."""
-    capped = _tuned(rows_, HELDOUT, "capped").get(env["choice"])
+    capped = by_candidate(rows, HELDOUT, "capped").get(env["choice"])
     if capped is None:
         return ""
-    free = _tuned(rows_, HELDOUT)[env["choice"]]
+    free = by_candidate(rows, HELDOUT)[env["choice"]]
     return (f"With the run-time cap `max_compute_fraction: {env['cap']:g}` (written into the config), the pick's "
             f"held-out compute per image is at most {capped['compute_max']:.3f} (without: {free['compute_max']:.3f}), "
             f"mean {capped['compute_fraction']:.3f}, SSIM {capped['ssim']:.4f} (worst {capped['ssim_min']:.3f}; "
             f"without: {free['ssim']:.4f}, worst {free['ssim_min']:.3f}).")
 
 
-def verdict(rows_, env):
+def verdict(rows, env):
     """One sentence on the overall pick and the fewer-steps baseline on the held-out images."""
-    heldout = _tuned(rows_, HELDOUT)
+    heldout = by_candidate(rows, HELDOUT)
     if env["choice"] is None:
         return "No candidate reaches the budget."
     pick = heldout[env["choice"]]
@@ -82,14 +85,14 @@ def verdict(rows_, env):
     return line + f". **The pick does not beat fewer steps on the held-out images**{alternative}."
 
 
-def markdown(rows_, env):
-    calibration, heldout = _tuned(rows_, CALIBRATION), _tuned(rows_, HELDOUT)
-    measured = [r for r in rows_ if r["split"] == CALIBRATION]
+def candidate_table(rows, env):
+    """One line per candidate: its tuned setting on the calibration and held-out images, or why it has none."""
+    calibration, heldout = by_candidate(rows, CALIBRATION), by_candidate(rows, HELDOUT)
     lines = ["| candidate | tuned setting | calibration compute | calibration SSIM | held-out compute mean "
              "[min, median, max] | held-out SSIM (worst) | held-out PSNR dB | fewer steps SSIM there | beats it | "
              "points |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name in env["candidates"]:
-        points = [r for r in measured if r["candidate"] == name]
+        points = [r for r in rows if r["split"] == CALIBRATION and r["candidate"] == name]
         if name not in calibration:
             nearest = min(points, key=lambda r: r["compute_fraction"])
             lines.append(f"| {name} | out of reach; cheapest `{nearest['knob']}` at {nearest['compute_fraction']:.3f} "
@@ -102,18 +105,28 @@ def markdown(rows_, env):
             f"{cal['ssim']:.4f} | {held['compute_fraction']:.3f} [{held['compute_min']:.2f}, "
             f"{held['compute_median']:.2f}, {held['compute_max']:.2f}] | {held['ssim']:.4f} ({held['ssim_min']:.3f}) | "
             f"{held['psnr']:.2f} | {number(held['fewer_steps_ssim'], '.4f')} | {beats} | {len(points)} |")
-    trace = ["| candidate | setting | compute | SSIM (worst) | PSNR dB | within budget |", "|---|---|---|---|---|---|"]
-    trace += [f"| {r['candidate']} | `{r['knob']}` | {r['compute_fraction']:.3f} | {r['ssim']:.4f} ({r['ssim_min']:.3f}) "
-              f"| {r['psnr']:.2f} | {'yes' if r['within_budget'] else ''} |" for r in measured]
+    return "\n".join(lines)
+
+
+def trace_table(rows):
+    """Every point the search measured, on the calibration images."""
+    lines = ["| candidate | setting | compute | SSIM (worst) | PSNR dB | within budget |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['candidate']} | `{r['knob']}` | {r['compute_fraction']:.3f} | {r['ssim']:.4f} "
+              f"({r['ssim_min']:.3f}) | {r['psnr']:.2f} | {'yes' if r['within_budget'] else ''} |"
+              for r in rows if r["split"] == CALIBRATION]
+    return "\n".join(lines)
+
+
+def markdown(rows, env):
     return "\n\n".join([
         f"# ppcache tune: compute budget {env['budget']:.3f} ({1 / env['budget']:.2f}x fewer block MACs)",
-        settings_line(env), verdict(rows_, env) + (" " + cap_line(rows_, env)).rstrip(),
+        settings_line(env), verdict(rows, env) + (" " + cap_line(rows, env)).rstrip(),
         f"Fewer steps at the budget on the held-out images (interpolated): SSIM "
-        f"{number(env['fewer_steps_ssim_at_budget'], '.4f')}.", "\n".join(lines),
+        f"{number(env['fewer_steps_ssim_at_budget'], '.4f')}.", candidate_table(rows, env),
         "compute: block MACs run / full, mean over the images. SSIM / PSNR against the uncached image of the same "
         "prompt and seed. A candidate's tuned setting is its measured point with the best calibration SSIM within "
         "the budget; the pick is the tuned setting with the best calibration SSIM. The held-out images choose nothing.",
-        "## Every measured point (calibration images)", "\n".join(trace)])
+        "## Every measured point (calibration images)", trace_table(rows)])
 
 
 def settings_line(env):
@@ -138,11 +151,11 @@ def _line(key, value, comment=""):
     return f"  {key}: {text}" + (f"  # {comment}" if comment else "")
 
 
-def config_text(result, rows_, env):
+def config_text(result, rows, env):
     """The tuned config: the pick's method with every field it measured, the run settings, and comments with the
     tune's settings and figures. It loads with ppcache.load_config."""
     outcome = result.outcomes[result.choice]
-    cal, held = _tuned(rows_, CALIBRATION)[result.choice], _tuned(rows_, HELDOUT)[result.choice]
+    cal, held = by_candidate(rows, CALIBRATION)[result.choice], by_candidate(rows, HELDOUT)[result.choice]
     beats = ("beats it" if held["beats_fewer_steps"] else
              "does NOT beat it: fewer steps is as good here")
     header = [
@@ -150,9 +163,11 @@ def config_text(result, rows_, env):
         f"({1 / result.budget:.2f}x fewer block MACs): {result.choice} {outcome.pick.label}",
         f"# model {env['model']} ({env['pipeline']} pipeline), {env['height']}x{env['width']}, {env['steps']} steps; "
         f"date {env['date']}",
-        f"# calibration: {env['calibration_prompts']} prompts x seeds {env['calibration_seeds']} from {env['prompts']}: "
+        f"# calibration: {env['calibration_prompts']} prompts x seeds {env['calibration_seeds']} from "
+        f"{env['prompts']}: "
         f"compute fraction {cal['compute_fraction']:.4f}, SSIM {cal['ssim']:.4f}, PSNR {cal['psnr']:.2f} dB",
-        f"# held-out: {env['heldout_prompts']} prompts x seeds {env['heldout_seeds']} ({env['heldout_source']}): compute "
+        f"# held-out: {env['heldout_prompts']} prompts x seeds {env['heldout_seeds']} ({env['heldout_source']}): "
+        "compute "
         f"fraction {held['compute_fraction']:.4f} (per image min {held['compute_min']:.3f}, median "
         f"{held['compute_median']:.3f}, max {held['compute_max']:.3f}), SSIM {held['ssim']:.4f} (worst "
         f"{held['ssim_min']:.3f}), PSNR {held['psnr']:.2f} dB",
@@ -161,8 +176,9 @@ def config_text(result, rows_, env):
         "# SSIM / PSNR against the uncached image of the same prompt and seed. Every candidate's tuned point: "
         f"tune_{env['stem']}.md",
     ]
-    header.append(f"# {cap_line(rows_, env)}" if result.capped is not None else
-                  "# For a hard latency bound add `max_compute_fraction: <fraction>` to the cache section (dynamic methods).")
+    header.append(f"# {cap_line(rows, env)}" if result.capped is not None else
+                  "# For a hard latency bound add `max_compute_fraction: <fraction>` to the cache section "
+                  "(dynamic methods).")
     model = ["model:", _line("path", env["model"]), _line("pipeline", env["pipeline"])]
     run = ["run:", _line("steps", env["steps"]), _line("height", env["height"]), _line("width", env["width"])]
     if env.get("guidance_scale") is not None:
@@ -191,7 +207,7 @@ def write_text(path, text):
 def write_outputs(out, result, env):
     """Writes the tables, the plot and the config (each to a temporary name, then renamed); returns the paths.
     `env`: report.environment(...) with the tune's settings."""
-    table = rows(result)
+    table = table_rows(result)
     heldout = [r for r in table if r["split"] == HELDOUT]
     name = stem(env["model"], result.budget)
     env = dict(env, choice=result.choice, stem=name, config=f"tuned_{name}.yaml",
