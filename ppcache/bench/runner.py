@@ -105,10 +105,11 @@ class Benchmark:
 
     def records(self, variant, indices, timeout=None):
         """The per-case records of `variant` on cases `indices`, without timings: this rank measures its share
-        of them (what is on disk is skipped), then waits for the other ranks' files."""
+        of them (what is on disk is skipped), then waits (quietly: a caller's loop calls this often) for the other
+        ranks' files."""
         self._measure(variant, shard(indices, self.rank, self.world))
         paths = [self.store.record(variant, self.cases[i]) for i in indices]
-        wait_for(paths, timeout, report=lambda n: print(f"waiting for {n} results from the other ranks", flush=True))
+        wait_for(paths, timeout)
         return [files.read_json(path) for path in paths]
 
     def _measure(self, variant, indices):
