@@ -190,14 +190,11 @@ def test_bad_prompt_file_exit_code_from_the_command_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_two_process_launch_equals_single_run(tmp_path, bundled_flux):
+def test_two_process_launch_equals_single_run(tmp_path, bundled_flux, launch_two):
     """The real launcher on CPU (gloo): 2 ranks, 3 cases (an uneven split); rank 0 merges."""
     configs = os.path.join(ROOT, "configs", "fora.yaml")
     args = ["--configs", configs, "--steps", "3", "--num-prompts", "3", "--repeats", "1", "--no-progress"]
-    result = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
-                             "--log_dir", str(tmp_path / "log"), BENCHMARK, *args, "--out", str(tmp_path / "dist")],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    launch_two(BENCHMARK, *args, "--out", str(tmp_path / "dist"))
     assert load_tool().main(args + ["--out", str(tmp_path / "single")]) == 0
     dist, single = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("dist", "single"))
     assert dist["environment"]["world_size"] == 2 and single["environment"]["world_size"] == 1

@@ -244,16 +244,10 @@ def test_cap_is_written_and_measured_on_the_heldout_images(tmp_path, bundled_flu
     assert config.cache.max_compute_fraction == 0.7
 
 
-def test_two_process_launch_equals_single_run(tmp_path, bundled_flux):
+def test_two_process_launch_equals_single_run(tmp_path, bundled_flux, launch_two):
     """The real launcher on CPU: both ranks follow the same bisection over their shares of the cases."""
-    import subprocess
-    import sys
-
     args = ["--budget", "0.6", "--methods", "fora"] + TINY
-    result = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
-                             "--log_dir", str(tmp_path / "log"), TUNE, *args, "--out", str(tmp_path / "dist")],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    launch_two(TUNE, *args, "--out", str(tmp_path / "dist"))
     assert load_tool().main(args + ["--out", str(tmp_path / "single")]) == 0
     dist, single = (json.loads((tmp_path / d / "tune_tiny-flux_0.60.json").read_text()) for d in ("dist", "single"))
     assert dist["environment"]["world_size"] == 2 and single["environment"]["world_size"] == 1
