@@ -47,6 +47,7 @@ class CallState:
         self.synced = False
         self.span: Optional[Prediction] = None
         self.force_compute = False
+        self.over_budget = False  # max_compute_fraction is spent: the policy skips wherever it can
         self.finite_flags = []
         self.deferred = []
         self.component_macs = {}
@@ -87,6 +88,10 @@ class CacheEngine:
         self._original_forward = None
         self._checked_generation = 0
         policy.bind(self)
+        self.compute_cap = getattr(policy.config, "max_compute_fraction", None)
+        if self.compute_cap is not None and not policy.budget_guard:
+            policy.notice(f"{policy.name}: max_compute_fraction has no effect: this method follows a fixed schedule "
+                          "(the cap applies to dbcache, firstblock_taylor, teacache, teablockcache and sortblock)")
 
     # ---- install / remove ------------------------------------------------------------------------------------
     def install(self):
@@ -125,7 +130,7 @@ class CacheEngine:
     def _forward(self, *args, **kwargs):
         ctx = self.tracker.next_call(lambda: self.adapter.timestep_of_call(args, kwargs))
         self.adapter.begin_call(args, kwargs)
-        self.call = self._call_state(ctx, CallRecord(ctx.step, ctx.branch, ctx.timestep))
+        self.call = self._call_state(ctx, CallRecord(ctx.step, ctx.branch, ctx.timestep), self._over_budget(ctx))
         try:
             self.policy.begin_call(self.call)
             output = self._original_forward(*args, **kwargs)
@@ -144,10 +149,25 @@ class CacheEngine:
         finally:
             self.call = None
 
-    def _call_state(self, ctx, record):
+    def _call_state(self, ctx, record, over_budget=False):
         call = CallState(ctx, self.state, record, len(self.blocks), self.policy.position(ctx), self.pending)
-        call.force_compute = self.policy.forced(ctx)
+        call.over_budget = record.over_budget = over_budget
+        call.force_compute = self.policy.forced(ctx) and not over_budget  # a spent cap outranks final_steps
         return call
+
+    def _over_budget(self, ctx):
+        """Whether computing this call in full would take the generation past `max_compute_fraction` of its full
+        cost: the MACs run so far plus one call's, against the cap x one call's MACs x calls per step x steps."""
+        calls = self.stats.calls  # this generation's calls so far
+        if self.compute_cap is None or not self.policy.budget_guard or not calls:
+            return False
+        if ctx.num_steps is None:
+            self.policy.notice(f"{self.policy.name}: max_compute_fraction needs the generation's step count: run "
+                               "through a pipeline, or set num_inference_steps")
+            return False
+        per_call = calls[-1].macs_full
+        budget = self.compute_cap * per_call * (1 + max(c.branch for c in calls)) * ctx.num_steps
+        return sum(c.macs_run for c in calls) + per_call > budget
 
     @staticmethod
     def _read_back(call):

@@ -16,6 +16,7 @@ class CallRecord:
     components_predicted: int = 0
     indicator: Optional[float] = None
     fallback: bool = False
+    over_budget: bool = False  # the generation had spent its max_compute_fraction before this call
 
 
 class RunStats:
@@ -68,6 +69,7 @@ class RunStats:
             "macs_run": macs_run,
             "macs_full": macs_full,
             "fallbacks": self.fallbacks,
+            "budget_forced_steps": sum(1 for c in calls if c.over_budget and (c.predicted or c.components_predicted)),
             "cache_bytes": self.peak_cache_bytes,
             "wall_seconds": self.wall_seconds,
             "per_step": [dataclasses.asdict(c) for c in calls],

@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 
 import pytest
@@ -19,6 +20,18 @@ def bundled_flux():
     path = resolve_model_path("tiny-flux")
     assert os.path.exists(os.path.join(path, "model_index.json")), "the bundled tiny-flux model is missing"
     return path
+
+
+@pytest.fixture
+def launch_two(tmp_path):
+    """Runs a tool under the real `paddle.distributed.launch` with 2 CPU processes (logs in tmp_path/log) and
+    checks that it succeeded."""
+    def launch(tool, *args):
+        result = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                                 "--log_dir", str(tmp_path / "log"), tool, *args],
+                                capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return launch
 
 
 @pytest.fixture(scope="session")

@@ -115,7 +115,12 @@ def test_forecast_axis_positions(flux_pipe, axis):
     try:
         positions = []
         original = engine._call_state
-        engine._call_state = lambda ctx, record: positions.append(original(ctx, record).position) or original(ctx, record)
+        def spy(*args):
+            call = original(*args)
+            positions.append(call.position)
+            return call
+
+        engine._call_state = spy
         sample(flux_pipe, "a photo of a cat", 0, 4)
         timesteps = engine.tracker.timesteps
     finally:

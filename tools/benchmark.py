@@ -96,8 +96,8 @@ def main(argv=None):
     args = parse_args(argv)
     import ppcache
     from ppcache.bench import prompts as prompt_sets
-    from ppcache.bench.report import (FRONTIER_BUDGETS, compare, environment, frontier, frontier_table, normalized,
-                                      table, write_results)
+    from ppcache.bench.report import (FRONTIER_BUDGETS, FRONTIER_COLUMNS, compare, environment, frontier,
+                                      frontier_table, markdown, normalized, table, write_results)
     from ppcache.bench.runner import Benchmark, cache_variants, fewer_steps
     from ppcache.bench.shard import rank_and_world
     from ppcache.bench.store import Store
@@ -144,7 +144,9 @@ def main(argv=None):
     rows = compare([normalized(row) for row in rows])
     points = frontier(rows, args.frontier or FRONTIER_BUDGETS)
     env = environment(**settings)
-    paths = write_results(args.out, rows, env, points)
+    paths = write_results(args.out, rows, env, render=lambda rows, env: markdown(rows, env, points))
+    paths += write_results(args.out, points, env, name="frontier", columns=FRONTIER_COLUMNS,
+                           render=lambda points, env: frontier_table(points))
     paths += write_plots(args.out, rows, sheet, f"{settings['model']}, {steps} steps, {len(cases)} images")
     print()
     print(table(rows))

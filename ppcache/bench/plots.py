@@ -14,14 +14,19 @@ def _pyplot():
     return plt
 
 
-def pareto_plot(rows, path, title=""):
-    """rows: result dicts with name, framework, method, speedup, ssim and the `pareto` flag."""
+SPEED_LABELS = {"speedup": "wall-clock speed-up over the uncached model (x)",
+                "compute_speedup": "compute speed-up over the uncached model, 1 / compute fraction (x)"}
+
+
+def pareto_plot(rows, path, title="", speed="speedup"):
+    """rows: result dicts with name, framework, method, `speed` (a key of SPEED_LABELS), ssim and the `pareto`
+    flag. Written as PNG whatever the file name."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 6))
     # in step order from the uncached point (1, 1): the line stays a curve however noisy the timings are
     baseline = sorted((r for r in rows if r["method"] == FEWER_STEPS), key=lambda r: -r["compute_fraction"])
     if baseline:
-        ax.plot([1.0] + [r["speedup"] for r in baseline], [1.0] + [r["ssim"] for r in baseline], "k--", marker=".",
+        ax.plot([1.0] + [r[speed] for r in baseline], [1.0] + [r["ssim"] for r in baseline], "k--", marker=".",
                 label="fewer steps, no cache", zorder=1)
     series = {}
     for row in rows:
@@ -29,21 +34,21 @@ def pareto_plot(rows, path, title=""):
             series.setdefault(f"{row['framework']}: {row['method']}", []).append(row)
     markers = {"ppcache": "o", "cache-dit": "s", "diffusers": "^"}
     for label, members in sorted(series.items()):
-        ax.scatter([r["speedup"] for r in members], [r["ssim"] for r in members], label=label, zorder=3,
+        ax.scatter([r[speed] for r in members], [r["ssim"] for r in members], label=label, zorder=3,
                    marker=markers.get(members[0]["framework"], "D"), s=40)
         for r in members:
-            ax.annotate(r["name"], (r["speedup"], r["ssim"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
-    front = sorted((r for r in rows if r.get("pareto")), key=lambda r: r["speedup"])
+            ax.annotate(r["name"], (r[speed], r["ssim"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    front = sorted((r for r in rows if r.get("pareto")), key=lambda r: r[speed])
     if front:
-        ax.plot([r["speedup"] for r in front], [r["ssim"] for r in front], color="red", alpha=0.5, lw=6,
+        ax.plot([r[speed] for r in front], [r["ssim"] for r in front], color="red", alpha=0.5, lw=6,
                 label="Pareto front", zorder=2)
-    ax.set_xlabel("wall-clock speed-up over the uncached model (x)")
+    ax.set_xlabel(SPEED_LABELS[speed])
     ax.set_ylabel("SSIM against the uncached image")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, format="png")
     plt.close(fig)
 
 

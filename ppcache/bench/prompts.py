@@ -96,9 +96,15 @@ def load_prompts(path=None):
     return entries
 
 
+def spaced(entries, count=None):
+    """`count` entries evenly spaced over the list (all of them when `count` is None or not smaller)."""
+    if count and count < len(entries):
+        return [entries[i * len(entries) // count] for i in range(count)]
+    return list(entries)
+
+
 def cases(entries, seeds, num_prompts=None):
     """(prompt, seed) pairs: an entry's own seed, else every seed of `seeds`. `num_prompts` keeps that many
     entries, evenly spaced over the file."""
-    if num_prompts and num_prompts < len(entries):
-        entries = [entries[i * len(entries) // num_prompts] for i in range(num_prompts)]
+    entries = spaced(entries, num_prompts)
     return [(prompt, seed) for prompt, own in entries for seed in ([own] if own is not None else seeds)]

@@ -18,6 +18,7 @@ import numpy as np
 
 from .pareto import pareto_front
 from .plots import FEWER_STEPS
+from .store import atomic
 
 COLUMNS = ["name", "framework", "method", "steps", "compute_fraction", "gmacs", "ssim", "ssim_min", "psnr",
            "speedup", "speedup_min", "speedup_max", "fewer_steps_ssim", "beats_fewer_steps", "pareto", "cache_kib",
@@ -25,12 +26,13 @@ COLUMNS = ["name", "framework", "method", "steps", "compute_fraction", "gmacs", 
 NAN = float("nan")
 
 
-def summarize(name, method, steps, records, timing, overhead=None, framework="ppcache"):
-    """A row from the per-case records of one variant, its timing record and optionally its overhead record."""
+def summarize(name, method, steps, records, timing=None, overhead=None, framework="ppcache"):
+    """A row from the per-case records of one variant, its timing record (None: no wall-clock columns) and
+    optionally its overhead record."""
     def mean(key):
         return float(np.mean([r[key] for r in records]))
 
-    ratios = [u / c for u, c in zip(timing["uncached_s"], timing["cached_s"])]
+    ratios = [u / c for u, c in zip(timing["uncached_s"], timing["cached_s"])] if timing else [NAN]
     ratio = NAN
     if overhead is not None:  # measured speed-up over the ideal 1 / compute fraction
         ratio = overhead["stock_s"] / overhead["cached_s"] * overhead["compute_fraction"]
@@ -51,20 +53,25 @@ def normalized(row):
     return result
 
 
-def compare(rows):
-    """Adds the fewer-steps SSIM at each row's compute fraction (linear interpolation through the baseline
-    series and the uncached point (1, 1)), whether the row beats it, and the Pareto-front flag."""
+def fewer_steps_ssim(rows, fraction):
+    """The fewer-steps SSIM at compute `fraction`: linear interpolation through the baseline rows among `rows`
+    and the uncached point (1, 1); NaN without baseline rows or fraction."""
     baseline = sorted([(r["compute_fraction"], r["ssim"]) for r in rows if r["method"] == FEWER_STEPS] + [(1.0, 1.0)])
+    if fraction is None or math.isnan(fraction) or len(baseline) < 2:
+        return NAN
+    return float(np.interp(fraction, *zip(*baseline)))
+
+
+def compare(rows, speed="speedup"):
+    """Adds the fewer-steps SSIM at each row's compute fraction (see fewer_steps_ssim), whether the row beats it,
+    and the Pareto-front flag on (`speed`, SSIM)."""
     for row in rows:
-        fraction = row["compute_fraction"]
-        if (row["method"] == FEWER_STEPS or row.get("parity") or fraction is None or math.isnan(fraction)
-                or len(baseline) < 2):
-            row["fewer_steps_ssim"], row["beats_fewer_steps"] = NAN, None
-        else:
-            row["fewer_steps_ssim"] = float(np.interp(fraction, *zip(*baseline)))
-            row["beats_fewer_steps"] = bool(row["ssim"] > row["fewer_steps_ssim"])
+        reference = NAN if row["method"] == FEWER_STEPS or row.get("parity") else fewer_steps_ssim(
+            rows, row["compute_fraction"])
+        row["fewer_steps_ssim"] = reference
+        row["beats_fewer_steps"] = None if math.isnan(reference) else bool(row["ssim"] > reference)
     candidates = [r for r in rows if not r.get("parity")]  # a peer's uncached parity check is no method
-    front = {id(candidates[i]) for i in pareto_front([(r["speedup"], r["ssim"]) for r in candidates])}
+    front = {id(candidates[i]) for i in pareto_front([(r[speed], r["ssim"]) for r in candidates])}
     for row in rows:
         row["pareto"] = id(row) in front
     return rows
@@ -106,7 +113,7 @@ def frontier_table(points):
         lead = " **(best)**" if p["leads"] else ""
         lines.append(f"| ≤ {p['budget']:.2f} | {p['framework']}{lead} | {p['name']} | "
                      f"{p['compute_fraction']:.3f} | {p['ssim']:.4f} ({p['ssim_min']:.3f}) | {p['psnr']:.2f} | "
-                     f"{_number(p['over_fewer_steps'], '+.4f')} |")
+                     f"{number(p['over_fewer_steps'], '+.4f')} |")
     return "\n".join(lines)
 
 
@@ -140,30 +147,33 @@ def _json_value(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def write_results(out, rows, env, points=()):
-    """results.csv, results.json and results.md in `out` (and frontier.csv with the frontier `points`); returns
-    their paths."""
-    names = ("results.csv", "results.json", "results.md") + (("frontier.csv",) if points else ())
-    paths = [os.path.join(out, name) for name in names]
-    _write_csv(paths[0], COLUMNS, rows)
-    with open(paths[1], "w", encoding="utf-8") as handle:
-        json.dump({"environment": env, "rows": [{k: _json_value(v) for k, v in r.items()} for r in rows],
-                   "frontier": [{k: _json_value(v) for k, v in p.items()} for p in points]}, handle, indent=2)
-    with open(paths[2], "w", encoding="utf-8") as handle:
-        handle.write(markdown(rows, env, points) + "\n")
-    if points:
-        _write_csv(paths[3], FRONTIER_COLUMNS, points)
+def write_results(out, rows, env, name="results", columns=COLUMNS, render=None):
+    """<name>.csv (`columns`), <name>.json and <name>.md (`render(rows, env)`, default the benchmark's table) in
+    `out`, each written to a temporary file and renamed; returns their paths."""
+    render = render or markdown
+    paths = [os.path.join(out, name + suffix) for suffix in (".csv", ".json", ".md")]
+
+    def write_csv(temporary):
+        with open(temporary, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+
+    def write_json(temporary):
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump({"environment": env, "rows": [{k: _json_value(v) for k, v in r.items()} for r in rows]},
+                      handle, indent=2)
+
+    def write_markdown(temporary):
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(render(rows, env) + "\n")
+
+    for path, write in zip(paths, (write_csv, write_json, write_markdown)):
+        atomic(path, write)
     return paths
 
 
-def _write_csv(path, columns, rows):
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-
-
-def _number(value, spec, suffix=""):
+def number(value, spec, suffix=""):
     return "" if _cell(value) == "" else f"{value:{spec}}{suffix}"
 
 
@@ -177,13 +187,13 @@ def table(rows):
     for r in order:
         beats = {True: "yes", False: "no", None: ""}[r.get("beats_fewer_steps")]
         lines.append(
-            f"| {r['name']} | {r['framework']} | {r['method']} | {_number(r['compute_fraction'], '.3f')} | "
-            f"{_number(r['gmacs'], '.3f')} | {_number(r['ssim'], '.4f')} ({_number(r['ssim_min'], '.3f')}) | "
-            f"{_number(r['psnr'], '.2f')} | {_number(r['speedup'], '.2f', 'x')} "
-            f"[{_number(r['speedup_min'], '.2f')}, {_number(r['speedup_max'], '.2f')}] | "
-            f"{_number(r['fewer_steps_ssim'], '.4f')} | {beats} | {'yes' if r['pareto'] else ''} | "
-            f"{_number(r['cache_kib'], '.0f')} | {_number(r['steps_computed'], '.1f')} / "
-            f"{_number(r['blocks_computed'], '.1f')} | {_number(r['timing_model_ratio'], '.2f')} |")
+            f"| {r['name']} | {r['framework']} | {r['method']} | {number(r['compute_fraction'], '.3f')} | "
+            f"{number(r['gmacs'], '.3f')} | {number(r['ssim'], '.4f')} ({number(r['ssim_min'], '.3f')}) | "
+            f"{number(r['psnr'], '.2f')} | {number(r['speedup'], '.2f', 'x')} "
+            f"[{number(r['speedup_min'], '.2f')}, {number(r['speedup_max'], '.2f')}] | "
+            f"{number(r['fewer_steps_ssim'], '.4f')} | {beats} | {'yes' if r['pareto'] else ''} | "
+            f"{number(r['cache_kib'], '.0f')} | {number(r['steps_computed'], '.1f')} / "
+            f"{number(r['blocks_computed'], '.1f')} | {number(r['timing_model_ratio'], '.2f')} |")
     return "\n".join(lines)
 
 

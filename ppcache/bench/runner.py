@@ -45,6 +45,13 @@ def cache_variants(named_configs, steps):
             for name, config in named_configs if config.cache.method != "none"]
 
 
+class SilentBar:
+    """Stands in for a progress bar when none is shown."""
+
+    def update(self, n=1):
+        pass
+
+
 class Benchmark:
     def __init__(self, pipe, store, variants, cases, steps, height=32, width=32, repeats=3, rank=0, world=1,
                  sheet_cases=4, overhead_tokens=None, progress=False):
@@ -52,7 +59,8 @@ class Benchmark:
         self.steps, self.height, self.width, self.repeats = steps, height, width, repeats
         self.rank, self.world, self.sheet_cases = rank, world, sheet_cases
         self.overhead_tokens, self.progress = overhead_tokens, progress
-        self._step_cost = self._timing_run = self.bar = None
+        self._step_cost = self._timing_run = None
+        self.bar = SilentBar()  # run() replaces it with its progress bar; a caller may set its own
 
     # ---- where results live -------------------------------------------------------------------------------
     def _timing_path(self, variant):
@@ -94,6 +102,15 @@ class Benchmark:
         image = sample(self.pipe, prompt, seed, self.steps, self.height, self.width)[0]
         files.write_image(path, image)
         return image
+
+    def records(self, variant, indices, timeout=None):
+        """The per-case records of `variant` on cases `indices`, without timings: this rank measures its share
+        of them (what is on disk is skipped), then waits (quietly: a caller's loop calls this often) for the other
+        ranks' files."""
+        self._measure(variant, shard(indices, self.rank, self.world))
+        paths = [self.store.record(variant, self.cases[i]) for i in indices]
+        wait_for(paths, timeout)
+        return [files.read_json(path) for path in paths]
 
     def _measure(self, variant, indices):
         todo = [i for i in indices if not os.path.exists(self.store.record(variant, self.cases[i]))]

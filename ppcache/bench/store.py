@@ -33,7 +33,8 @@ def model_fingerprint(model_dir):
     return digest(os.path.realpath(model_dir), sorted(files), length=16)
 
 
-def _atomic(path, write):
+def atomic(path, write):
+    """Calls `write(temporary path)`, then renames the file to `path`: readers never see half a file."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     temporary = f"{path}.{os.getpid()}.tmp"
     write(temporary)
@@ -69,14 +70,14 @@ def write_json(path, data):
     def write(temporary):
         with open(temporary, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=1)
-    _atomic(path, write)
+    atomic(path, write)
 
 
 def write_image(path, image):
     def write(temporary):
         with open(temporary, "wb") as handle:
             np.save(handle, np.asarray(image, np.float32))
-    _atomic(path, write)
+    atomic(path, write)
 
 
 def read_image(path):

@@ -28,6 +28,10 @@ class MethodConfig:
         published fixed Taylor expansion (gain 1).
     `forecast_axis`: "step" extrapolates in the step index, "timestep" in the sampler's own time variable (the
         timestep, 1000 x sigma on flow-matching schedules), which differs where the schedule is shifted.
+
+    `max_compute_fraction`: a hard cap for dynamic methods (a latency bound): once computing a call in full would
+    take the generation past this fraction of its full block cost, the method skips wherever it has something
+    cached, whatever its own gate says (summary()["budget_forced_steps"] counts those calls). None: no cap.
     """
 
     num_inference_steps: Optional[int] = None
@@ -35,6 +39,7 @@ class MethodConfig:
     final_steps: int = 0
     forecast_gain: bool = True
     forecast_axis: str = "step"
+    max_compute_fraction: Optional[float] = None
 
     def __post_init__(self):
         from ..errors import ConfigError
@@ -44,6 +49,9 @@ class MethodConfig:
                               f"{', '.join(FORECAST_AXES)}")
         if self.final_steps < 0:
             raise ConfigError(f"cache.final_steps must be >= 0, got {self.final_steps}")
+        if self.max_compute_fraction is not None and not 0 < self.max_compute_fraction <= 1:
+            raise ConfigError(f"cache.max_compute_fraction must be in (0, 1] (or null for no cap), "
+                              f"got {self.max_compute_fraction}")
 
 
 def check_window(where, timestep_end, timestep_start):
@@ -68,6 +76,7 @@ def polyval(coefficients, x):
 class Policy:
     name = "base"
     component_level = False  # True: the engine also wraps block components (attention, MLPs)
+    budget_guard = False  # True: the gate skips where it can when `call.over_budget` (max_compute_fraction)
     supported_families = ("flux", "sd3")  # adapter families this method can cache
 
     def __init__(self, config):

@@ -52,6 +52,7 @@ class DBCacheConfig(MethodConfig):
 
 class DBCachePolicy(Policy):
     name = "dbcache"
+    budget_guard = True
 
     def bind(self, engine):
         super().bind(engine)
@@ -85,11 +86,11 @@ class DBCachePolicy(Policy):
         residual = call.fn_residual = self._indicator(io.streams[0] - call.first_input)
         anchor = call.state.get(call.key("anchor"))
         span = call.state.get(call.key("span", 0))
-        if anchor is None or span is None or self._guarded(call):
+        if anchor is None or span is None or (self._guarded(call) and not call.over_budget):
             return None
         drift = float(call.read(ops.rel_l1(residual, anchor)).max())  # the step's one host read
         call.record.indicator = drift
-        if drift >= self.config.residual_diff_threshold:
+        if drift >= self.config.residual_diff_threshold and not call.over_budget:
             return None
         call.state.set(call.key("cached_steps"), call.state.get(call.key("cached_steps"), 0) + 1)
         call.state.set(call.key("run"), call.state.get(call.key("run"), 0) + 1)

@@ -48,12 +48,13 @@ class FirstBlockTaylorConfig(MethodConfig):
 
 class FirstBlockTaylorPolicy(Policy):
     name = "firstblock_taylor"
+    budget_guard = True
 
     def begin_call(self, call):
         ctx, config = call.ctx, self.config
         run = call.state.get(call.key("run"), 0)
-        call.forced = (ctx.step == 0 or ctx.is_last or ctx.step < config.warmup_steps
-                       or (config.max_consecutive >= 0 and run >= config.max_consecutive))
+        call.forced = not call.over_budget and (ctx.step == 0 or ctx.is_last or ctx.step < config.warmup_steps
+                                                or (config.max_consecutive >= 0 and run >= config.max_consecutive))
         call.first_output = None
 
     def after_compute(self, index, io, outputs, call):
@@ -89,7 +90,7 @@ class FirstBlockTaylorPolicy(Policy):
             return None
         worst = float(call.read(value).max())  # the step's one host sync: every sample must agree to skip
         call.record.indicator = worst
-        if worst >= self.config.threshold:
+        if worst >= self.config.threshold and not call.over_budget:
             return None
         call.state.set(call.key("run"), call.state.get(call.key("run"), 0) + 1)
         return self.predict_final(call)

@@ -101,6 +101,7 @@ def select_blocks(cosine, groups, rho):
 
 class SortBlockPolicy(Policy):
     name = "sortblock"
+    budget_guard = True
 
     def __init__(self, config: SortBlockConfig):
         super().__init__(config)
@@ -131,7 +132,10 @@ class SortBlockPolicy(Policy):
         return FULL if offset == 0 else SELECT if offset == 1 else PARTIAL
 
     def begin_call(self, call):
-        call.phase = FULL if call.force_compute else self.phase(call)
+        if call.force_compute:
+            call.phase = FULL
+        else:  # over budget (max_compute_fraction): predict every block it can
+            call.phase = PARTIAL if call.over_budget else self.phase(call)
         call.cosines = {}
         call.record.indicator = None
         call.drift = None
@@ -151,7 +155,8 @@ class SortBlockPolicy(Policy):
             if index == 0:
                 return None
             self._resolve_probe(call)
-        if call.phase == FULL or index in call.state.get(call.key("mask"), ()) or not self.has_residual(call, index):
+        mask = () if call.over_budget else call.state.get(call.key("mask"), ())
+        if call.phase == FULL or index in mask or not self.has_residual(call, index):
             return None
         ladder = call.state.get(call.key("block", index, 0))
         if call.phase == SELECT and len(ladder.factors) > 1:  # a block with no derivative yet has no heading

@@ -65,6 +65,7 @@ class TeaBlockCacheConfig(MethodConfig):
 
 class TeaBlockCachePolicy(Policy):
     name = "teablockcache"
+    budget_guard = True
 
     def bind(self, engine):
         super().bind(engine)
@@ -84,8 +85,8 @@ class TeaBlockCachePolicy(Policy):
 
     def begin_call(self, call):
         ctx, config = call.ctx, self.config
-        call.window = (in_window(ctx.timestep, config.timestep_end, config.timestep_start)
-                       and not ctx.is_first and not ctx.is_last)
+        call.window = call.over_budget or (in_window(ctx.timestep, config.timestep_end, config.timestep_start)
+                                           and not ctx.is_first and not ctx.is_last)
         call.step_skipped = False
 
     def _indicator(self, call, key, modulated):
@@ -121,7 +122,7 @@ class TeaBlockCachePolicy(Policy):
         channels = max(1, int(modulated.shape[-1] * self.config.channel_fraction))
         accumulated = self._indicator(call, index, modulated[..., :channels])
         if (call.window and self.eligible[index] and accumulated is not None
-                and accumulated < self.threshold[index] and self.has_residual(call, index)):
+                and (accumulated < self.threshold[index] or call.over_budget) and self.has_residual(call, index)):
             return self.predict_residual(call, index)
         call.state.set(call.key("acc", index), 0.0)
         return None

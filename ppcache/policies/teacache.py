@@ -38,6 +38,7 @@ class TeaCacheConfig(MethodConfig):
 
 class TeaCachePolicy(Policy):
     name = "teacache"
+    budget_guard = True
 
     def decide(self, index, io, call):
         if index != 0:
@@ -46,14 +47,15 @@ class TeaCachePolicy(Policy):
         modulated = self.adapter.modulated_input(self.blocks[0], io)
         previous = call.state.get(call.key("m_prev"))
         call.state.set(call.key("m_prev"), modulated)
-        if ctx.is_first or ctx.is_last or previous is None or previous.shape != modulated.shape:
+        last = ctx.is_last and not call.over_budget  # the last step is computed unless the cap is spent
+        if ctx.is_first or last or previous is None or previous.shape != modulated.shape:
             call.state.set(call.key("acc"), 0.0)
             return None
         rel = float(call.read(ops.rel_l1(modulated, previous)).max())  # the step's one host read
         accumulated = call.state.get(call.key("acc"), 0.0) + polyval(config.coefficients, rel)
         call.record.indicator = accumulated
         residual = call.state.get(call.key("residual"))
-        if accumulated >= config.rel_l1_thresh or residual is None:
+        if (accumulated >= config.rel_l1_thresh and not call.over_budget) or residual is None:
             call.state.set(call.key("acc"), 0.0)
             return None
         call.state.set(call.key("acc"), accumulated)

@@ -1,0 +1,59 @@
+"""What `tools/tune.py` searches: per candidate, a cache method, its fixed base settings and the one knob tuned
+for a compute budget (ppcache.bench.tune).
+
+A knob runs from its `expensive` end (most compute: a low threshold, a short interval) to its `cheap` end.
+Thresholds are bisected on a log scale between the two, intervals over the integers between them. `secondary`
+settings are each tried at a few values; the main knob is searched once per combination. Edit CANDIDATES to
+change a range or a base setting, or to add a candidate; DEFAULT_CANDIDATES is what a tune runs by default.
+"""
+import dataclasses
+import itertools
+from typing import Mapping, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    method: str  # the registered cache method (config `cache.method`)
+    keys: Tuple[str, ...]  # config keys set together to the knob's value
+    expensive: float
+    cheap: float
+    integer: bool = False
+    base: Mapping = dataclasses.field(default_factory=dict)
+    secondary: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
+
+    def settings(self):
+        """Every combination of the secondary values, as {key: value} ([{}] without secondary settings)."""
+        keys = sorted(self.secondary)
+        return [dict(zip(keys, values)) for values in itertools.product(*(self.secondary[k] for k in keys))]
+
+    def value(self, value):
+        """The knob's value as the config holds it: an int, or a float rounded to 3 significant digits (so that
+        a written config holds exactly the value that was measured)."""
+        return int(round(value)) if self.integer else float(f"{value:.3g}")
+
+    def cache_section(self, value, setting=None):
+        """The `cache:` mapping of one point."""
+        return {"method": self.method, **self.base, **(setting or {}), **{key: self.value(value) for key in self.keys}}
+
+    def label(self, value, setting=None):
+        """e.g. "rel_l1_thresh=0.6" or "step_num2=3 beta=0.3"."""
+        parts = [f"{self.keys[0]}={self.value(value):g}"] + [f"{k}={v:g}" for k, v in sorted((setting or {}).items())]
+        return " ".join(parts)
+
+
+CANDIDATES = {
+    "dbcache": Knob("dbcache", ("residual_diff_threshold",), 0.02, 1.0,
+                    base=dict(Fn_compute_blocks=1, Bn_compute_blocks=1, max_warmup_steps=2, calibrator_order=1)),
+    "fbcache": Knob("dbcache", ("residual_diff_threshold",), 0.02, 1.0,
+                    base=dict(Fn_compute_blocks=1, Bn_compute_blocks=0, max_warmup_steps=0, calibrator_order=-1)),
+    "firstblock_taylor": Knob("firstblock_taylor", ("threshold",), 0.02, 1.0),
+    "teacache": Knob("teacache", ("rel_l1_thresh",), 0.1, 5.0),
+    "teablockcache": Knob("teablockcache", ("block_threshold", "single_block_threshold"), 0.1, 5.0),
+    "taylorseer": Knob("taylorseer", ("interval",), 2, 10, integer=True),
+    "fora": Knob("fora", ("interval",), 2, 10, integer=True),
+    # the whole schedule as the window: with the default [100, 900] SortBlock cannot go below ~0.6 of the compute.
+    # Its compute is lowest near K = 4 on tiny-flux at 20 steps and rises again beyond (K = 8: 0.58).
+    "sortblock": Knob("sortblock", ("step_num2",), 2, 4, integer=True,
+                      base=dict(timestep_start=1000.0, timestep_end=0.0), secondary={"beta": (0.3, 1.0)}),
+}
+DEFAULT_CANDIDATES = tuple(CANDIDATES)
