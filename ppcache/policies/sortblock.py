@@ -40,6 +40,8 @@ class SortBlockConfig(MethodConfig):
         refresh: "interval" (FULL every K steps, the paper) or "drift" (FULL where block 0's residual has drifted
             from its value at the last FULL step by refresh_threshold or more).
         refresh_threshold: rel-L1 drift of block 0's residual that triggers a FULL step.
+        skip_threshold: with refresh "drift", a drift below this predicts every block but block 0 (the ranked
+            blocks are recomputed only between skip_threshold and refresh_threshold); 0 never does.
         beta: scales the recompute ratio rho(t) = beta * P(t), clamped to [0, 1]; higher is slower and better.
         prediction_order: 1 = linear prediction of skipped residuals (the paper), 0 = reuse.
         first_enhance: the linear term F1 is formed only from step first_enhance - 1 on.
@@ -58,6 +60,7 @@ class SortBlockConfig(MethodConfig):
     step_num2: int = 5
     refresh: str = "interval"
     refresh_threshold: float = 0.3
+    skip_threshold: float = 0.0
     beta: float = 0.3
     prediction_order: int = 1
     first_enhance: int = 3
@@ -139,6 +142,7 @@ class SortBlockPolicy(Policy):
         call.cosines = {}
         call.record.indicator = None
         call.drift = None
+        call.skip_all = False
 
     def _resolve_probe(self, call):
         """After block 0 ran: FULL when its residual drifted by refresh_threshold or more."""
@@ -149,13 +153,14 @@ class SortBlockPolicy(Policy):
             self._keep_full(call, 0, call.probe_residual)
         else:
             call.phase = SELECT if call.state.get(call.key("since_full")) == 0 else PARTIAL
+            call.skip_all = drift < self.config.skip_threshold
 
     def decide(self, index, io, call):
         if call.phase == PROBE:
             if index == 0:
                 return None
             self._resolve_probe(call)
-        mask = () if call.over_budget else call.state.get(call.key("mask"), ())
+        mask = () if call.over_budget or call.skip_all else call.state.get(call.key("mask"), ())
         if call.phase == FULL or index in mask or not self.has_residual(call, index):
             return None
         ladder = call.state.get(call.key("block", index, 0))
