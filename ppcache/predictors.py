@@ -7,11 +7,12 @@ F_0 + g * sum_{k>=1} F_k * x^k / k! with x = p - s. "Order" is the highest deriv
 
 The gain g in [0, 1] (adaptive ladders) is fitted on the ladder's own record: at every update that follows a
 forecast, the change the ladder forecast for this position, c = sum_{k>=1} F_k x^k / k!, is compared with the change
-that happened, a = f(s) - F_0, and g = clip(sum <c, a> / sum <c, c>, 0, 1) over the generation so far: the least-
-squares scale of the forecast change. On smooth trajectories g stays near 1 (plain Taylor); where the tracked tensor
-changes direction from step to step, the extrapolated part shrinks toward reuse, and before the first such
-comparison g = 0 (reuse). The two sums are device reductions read at the call's host transfer (`collect`); the gain
-is a host float, so predictions stay one fused pass. A fixed ladder (gain "fixed") always uses g = 1.
+that happened, a = f(s) - F_0, and g = clip(<c, a> / <c, c>, 0, 1): the least-squares scale of the latest forecast
+change (measured better than a running fit over the whole generation, whose early, large changes dominate). On
+smooth trajectories g stays near 1 (plain Taylor); where the tracked tensor changes direction from step to step,
+the extrapolated part shrinks toward reuse, and before the first such comparison g = 0 (reuse). The two products
+are device reductions read at the call's host transfer (`collect`); the gain is a host float, so predictions stay
+one fused pass. A fixed ladder (gain "fixed") always uses g = 1.
 
 F_0 is the recorded tensor itself (never written). F_1..F_m belong to the ladder: a fused update rewrites them in
 place (ops.ladder_update), so they must not be shared; predictions are always new tensors (or F_0 at order 0).
@@ -26,7 +27,7 @@ GAINS = ("adaptive", "fixed")
 
 
 class TaylorLadder:
-    __slots__ = ("order", "factors", "position", "adaptive", "gain", "fit")
+    __slots__ = ("order", "factors", "position", "adaptive", "gain")
 
     def __init__(self, order, gain="fixed"):
         if order < 0:
@@ -38,7 +39,6 @@ class TaylorLadder:
         self.position = None
         self.adaptive = gain == "adaptive"
         self.gain = 0.0 if self.adaptive else 1.0
-        self.fit = [0.0, 0.0]  # sum <forecast change, actual change>, sum <forecast change, forecast change>
 
     @property
     def ready(self):
@@ -48,7 +48,7 @@ class TaylorLadder:
         """Records f(position). Higher factors are formed only when `allow_higher` and an earlier value exists.
         `collect(values, consume)` reads device values at the next host transfer (needed by adaptive ladders)."""
         if self.adaptive and collect is not None and len(self.factors) > 1 and position != self.position:
-            collect(self._forecast_fit(value, position), self._add_fit)
+            collect(self._forecast_fit(value, position), self._set_gain)
         if self.position is None or not allow_higher or position == self.position:
             self.factors = [value]
         else:
@@ -63,11 +63,10 @@ class TaylorLadder:
         change = value.astype("float32") - self.factors[0].astype("float32")
         return paddle.stack([(forecast * change).sum(), (forecast * forecast).sum()])
 
-    def _add_fit(self, values):
-        self.fit[0] += float(values[0])
-        self.fit[1] += float(values[1])
-        if self.fit[1] > 0:
-            self.gain = min(1.0, max(0.0, self.fit[0] / self.fit[1]))
+    def _set_gain(self, values):
+        """values = [<c, a>, <c, c>] of the latest forecast."""
+        if values[1] > 0:
+            self.gain = min(1.0, max(0.0, float(values[0]) / float(values[1])))
 
     def coefficients(self, position, gain=None):
         x = float(position - self.position)

@@ -49,7 +49,7 @@ def test_fixed_ladder_on_unevenly_spaced_positions():
     assert val(steps.predict(4.0)) == pytest.approx(490000 + (490000 - 810000) / 2 * 1, rel=1e-6)
 
 
-def test_gain_is_the_least_squares_scale_of_past_forecast_changes():
+def test_gain_is_the_least_squares_scale_of_the_latest_forecast_change():
     collect = Collector()
     ladder = TaylorLadder(1, gain="adaptive")
     assert ladder.gain == 0.0  # no evidence yet: reuse
@@ -63,8 +63,11 @@ def test_gain_is_the_least_squares_scale_of_past_forecast_changes():
     np.testing.assert_allclose(ladder.predict(4.0).numpy(), [3.0 + 0.5 * 1.0 * 2, 3.0 + 1.0], rtol=1e-6)
     ladder.update(t(1.0, 5.0), 3.0, collect=collect)  # forecast change (1, 1), actual (-2, 2): <c,a> = 0
     collect.flush()
-    assert ladder.gain == pytest.approx(4 / 10)  # running sums: (4 + 0) / (8 + 2)
-    ladder.update(t(-50.0, -50.0), 4.0, collect=collect)  # reversal: the fit goes negative, clipped to 0
+    assert ladder.gain == 0.0  # orthogonal: nothing of the forecast change happened
+    ladder.update(t(1.0, 8.0), 4.0, collect=collect)  # forecast change (-2, 2), actual (0, 3): 6 / 8
+    collect.flush()
+    assert ladder.gain == pytest.approx(6 / 8)
+    ladder.update(t(100.0, -50.0), 5.0, collect=collect)  # reversal: the fit goes negative, clipped to 0
     collect.flush()
     assert ladder.gain == 0.0
 
