@@ -35,6 +35,8 @@ class TeaBlockCacheConfig(MethodConfig):
         step_gate: also gate whole steps on block 0 (TeaBlockCache+Taylor).
         step_threshold: accumulator threshold of the step gate (`rel_l1_thresh` in PaddleMIX).
         step_order / first_enhance: Taylor order of the final-output ladder and the first step it may be used at.
+        forecast_gain: off by default here: the step gate's final-output ladder, updated at every step that ran
+            blocks, forecast better unscaled on tiny-flux (SSIM 0.915 against 0.875 at compute 0.31, tuning images).
         num_inference_steps: steps per generation when no pipeline is attached (to force the last step).
         current_timestep_callback: host timestep of the current call when no pipeline is attached.
     """
@@ -53,6 +55,7 @@ class TeaBlockCacheConfig(MethodConfig):
     step_threshold: float = 0.5
     step_order: int = 1
     first_enhance: int = 1
+    forecast_gain: bool = False
 
     def validate(self, where="cache"):
         check_window(where, self.timestep_end, self.timestep_start)
