@@ -42,18 +42,23 @@ class Knob:
 
 
 CANDIDATES = {
+    # DBCache + Taylor as in configs/dbcache_fast.yaml: F1B0, a cap of 2 cached steps in a row, the last step computed.
     "dbcache": Knob("dbcache", ("residual_diff_threshold",), 0.02, 1.0,
-                    base=dict(Fn_compute_blocks=1, Bn_compute_blocks=1, max_warmup_steps=2, calibrator_order=1)),
+                    base=dict(Fn_compute_blocks=1, Bn_compute_blocks=0, max_warmup_steps=3,
+                              max_continuous_cached_steps=2, calibrator_order=1, final_steps=1)),
+    # FBCache exactly as diffusers' FirstBlockCache (reuse, no warm-up).
     "fbcache": Knob("dbcache", ("residual_diff_threshold",), 0.02, 1.0,
                     base=dict(Fn_compute_blocks=1, Bn_compute_blocks=0, max_warmup_steps=0, calibrator_order=-1)),
-    "firstblock_taylor": Knob("firstblock_taylor", ("threshold",), 0.02, 1.0),
-    "teacache": Knob("teacache", ("rel_l1_thresh",), 0.1, 5.0),
+    "firstblock_taylor": Knob("firstblock_taylor", ("threshold",), 0.02, 1.0,
+                              base=dict(warmup_steps=3, max_consecutive=2)),
+    "teacache": Knob("teacache", ("rel_l1_thresh",), 0.1, 5.0, base=dict(order=1)),
     "teablockcache": Knob("teablockcache", ("block_threshold", "single_block_threshold"), 0.1, 5.0),
-    "taylorseer": Knob("taylorseer", ("interval",), 2, 10, integer=True),
+    "taylorseer": Knob("taylorseer", ("interval",), 2, 10, integer=True, base=dict(first_enhance=3, final_steps=1)),
     "fora": Knob("fora", ("interval",), 2, 10, integer=True),
-    # the whole schedule as the window: with the default [100, 900] SortBlock cannot go below ~0.6 of the compute.
-    # Its compute is lowest near K = 4 on tiny-flux at 20 steps and rises again beyond (K = 8: 0.58).
-    "sortblock": Knob("sortblock", ("step_num2",), 2, 4, integer=True,
-                      base=dict(timestep_start=1000.0, timestep_end=0.0), secondary={"beta": (0.3, 1.0)}),
+    # SortBlock with drift refreshes (configs/sortblock*.yaml): the refresh threshold sets the compute; steps that
+    # drifted less than skip_threshold predict every block but block 0.
+    "sortblock": Knob("sortblock", ("refresh_threshold",), 0.1, 1.0,
+                      base=dict(refresh="drift", skip_threshold=0.25, step_num2=4, timestep_start=950.0,
+                                timestep_end=50.0, final_steps=1)),
 }
 DEFAULT_CANDIDATES = tuple(CANDIDATES)
