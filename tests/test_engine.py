@@ -151,6 +151,41 @@ def test_sortblock_phases_follow_the_window(pipe):
     assert first_select["indicator"] is not None
 
 
+def test_sortblock_drift_refresh_places_full_steps_where_block_0_drifts(pipe):
+    config = SortBlockConfig(refresh="drift", refresh_threshold=0.35, skip_threshold=0.3, step_num2=4,
+                             timestep_start=950, timestep_end=50, final_steps=1)
+    ppcache.apply_cache(pipe, config)
+    sample(pipe)
+    stats = ppcache.summary(pipe)
+    calls = stats["per_step"]
+    since_full, kinds = None, []
+    for call in calls:
+        computed, drift = call["computed"], call["indicator"]
+        if len(computed) == 12:  # FULL: outside the window, the final step, a large drift or the step cap
+            assert (call["timestep"] > 950 or call["step"] == 19 or drift is None or drift >= 0.35
+                    or since_full == 3), call
+            since_full, kind = 0, "full"
+        else:
+            assert drift < 0.35 and computed[0] == 0  # block 0 runs at every step: it measures the drift
+            kind = "skip" if drift < 0.3 else "partial"
+            if kind == "skip":
+                assert computed == [0]  # every other block predicted
+            since_full += 1
+            assert since_full <= 3  # at most step_num2 - 1 steps between FULL steps
+        kinds.append(kind)
+    assert {"full", "skip", "partial"} <= set(kinds), kinds
+    assert 0.3 < stats["compute_fraction"] < 0.7
+
+
+def test_sortblock_does_not_rank_blocks_without_a_heading(pipe):
+    """At the first SELECT after the first FULL, predicted blocks have no derivative yet: they are left out of the
+    ranking (a cosine of exactly 1 for all of them would tie and select every block)."""
+    ppcache.apply_cache(pipe, SortBlockConfig(step_num2=4, timestep_start=950, timestep_end=50))
+    sample(pipe)
+    calls = ppcache.summary(pipe)["per_step"]
+    assert len(calls[3]["computed"]) < 12 and len(calls[4]["computed"]) < 12  # the PARTIAL steps after it
+
+
 def test_firstblock_taylor_forces_first_warmup_and_last_steps(pipe):
     ppcache.apply_cache(pipe, FirstBlockTaylorConfig(threshold=10.0, warmup_steps=3))  # gate always open
     sample(pipe)
