@@ -77,8 +77,9 @@ class SortBlockConfig(MethodConfig):
             raise ConfigError(f"{where}.beta must be between 0 and 1, got {self.beta}")
         if self.refresh not in REFRESH_MODES:
             raise ConfigError(f"{where}.refresh: {self.refresh!r} is not allowed; use one of {', '.join(REFRESH_MODES)}")
-        if self.refresh_threshold < 0:
-            raise ConfigError(f"{where}.refresh_threshold must be >= 0, got {self.refresh_threshold}")
+        if self.refresh_threshold < 0 or self.skip_threshold < 0:
+            raise ConfigError(f"{where}: refresh_threshold and skip_threshold must be >= 0, got "
+                              f"{self.refresh_threshold} and {self.skip_threshold}")
         if self.prediction_order not in (0, 1):
             raise ConfigError(f"{where}.prediction_order must be 0 (reuse) or 1 (linear), got {self.prediction_order}")
         if not 0.0 < self.channel_fraction <= 1.0:
