@@ -101,6 +101,8 @@ class TeaBlockCachePolicy(Policy):
         rel = float(call.read(ops.rel_l1(modulated, previous)).max())  # one host read
         accumulated = call.state.get(call.key("acc", key), 0.0) + self.rescaled(rel)
         call.state.set(call.key("acc", key), accumulated)
+        if call.record.indicator is None:  # the step's record: the first accumulator it evaluated
+            call.record.indicator = accumulated
         return accumulated
 
     def _step_gate(self, index, io, call):
