@@ -7,6 +7,7 @@ without the variable these tests are skipped, and the skip reason names it.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -63,7 +64,9 @@ def test_infer_compare_on_the_ppdiffusers_pipeline(tmp_path):
     out = run(["tools/infer.py", "--config", "configs/sortblock.yaml", "--compare", "--pipeline", "ppdiffusers",
                "--out", str(tmp_path / "sortblock.png")]).stdout
     assert "(ppdiffusers FluxPipeline" in out
-    assert "quality vs uncached: SSIM" in out and "compute fraction: 0.6" in out
+    ssim = float(re.search(r"quality vs uncached: SSIM ([0-9.]+)", out).group(1))
+    fraction = float(re.search(r"compute fraction: ([0-9.]+)", out).group(1))
+    assert 0.3 < fraction < 0.7 and ssim > 0.95, out
     assert os.path.exists(tmp_path / "sortblock.png") and os.path.exists(tmp_path / "sortblock_compare.png")
 
 
