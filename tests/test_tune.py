@@ -74,9 +74,11 @@ def point(ssim, fraction, name="x"):
     return Point(name, name, Variant(name, name, 10), [dict(ssim=ssim, compute_fraction=fraction)])
 
 
-def test_pick_is_the_best_ssim_within_the_budget():
-    points = [point(0.99, 0.7), point(0.95, 0.5), point(0.97, 0.48), point(0.90, 0.3)]
-    assert pick(points, 0.5) is points[2]
+def test_pick_is_the_best_ssim_among_points_that_spend_the_budget():
+    points = [point(0.99, 0.7), point(0.95, 0.5), point(0.97, 0.48), point(0.98, 0.40), point(0.90, 0.3)]
+    assert pick(points, 0.5) is points[2]  # 0.40 is better but far below the budget asked for
+    assert pick(points, 0.5, band=0.2) is points[3]
+    assert pick(points, 0.45) is points[3]  # nothing spends 0.45: the best within it
     assert pick(points, 0.2) is None
 
 

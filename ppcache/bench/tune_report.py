@@ -16,7 +16,7 @@ from ..policies.base import MethodConfig
 from .plots import FEWER_STEPS, pareto_plot
 from .report import NAN, compare, fewer_steps_ssim, number, summarize, write_results
 from .store import atomic
-from .tune import spread
+from .tune import BUDGET_BAND, spread
 
 COLUMNS = ["candidate", "method", "knob", "split", "role", "steps", "compute_fraction", "compute_min",
            "compute_median", "compute_max", "compute_speedup", "gmacs", "ssim", "ssim_min", "psnr",
@@ -124,8 +124,9 @@ def markdown(rows, env):
         f"Fewer steps at the budget on the held-out images (interpolated): SSIM "
         f"{number(env['fewer_steps_ssim_at_budget'], '.4f')}.", candidate_table(rows, env),
         "compute: block MACs run / full, mean over the images. SSIM / PSNR against the uncached image of the same "
-        "prompt and seed. A candidate's tuned setting is its measured point with the best calibration SSIM within "
-        "the budget; the pick is the tuned setting with the best calibration SSIM. The held-out images choose nothing.",
+        "prompt and seed. A candidate's tuned setting is its measured point with the best calibration SSIM among "
+        f"those that spend the budget (at most {BUDGET_BAND:g} below it; all within the budget when none does); the pick is "
+        "chosen among the tuned settings by the same rule. The held-out images choose nothing.",
         "## Every measured point (calibration images)", trace_table(rows)])
 
 
