@@ -53,7 +53,9 @@ CANDIDATES = {
                               base=dict(warmup_steps=3, max_consecutive=2)),
     "teacache": Knob("teacache", ("rel_l1_thresh",), 0.1, 5.0, base=dict(order=1)),
     "teablockcache": Knob("teablockcache", ("block_threshold", "single_block_threshold"), 0.1, 5.0),
-    "taylorseer": Knob("taylorseer", ("interval",), 2, 10, integer=True, base=dict(first_enhance=3, final_steps=1)),
+    # TaylorSeer as in configs/taylorseer*.yaml; the final steps kept computed place it between intervals.
+    "taylorseer": Knob("taylorseer", ("interval",), 2, 10, integer=True, base=dict(first_enhance=3),
+                       secondary=dict(final_steps=(1, 2))),
     "fora": Knob("fora", ("interval",), 2, 10, integer=True),
     # SortBlock with drift refreshes (configs/sortblock*.yaml): the refresh threshold sets the compute; steps that
     # drifted less than skip_threshold predict every block but block 0.
