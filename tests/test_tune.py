@@ -70,8 +70,13 @@ def test_unreachable_and_already_reached_budgets_take_one_or_two_evaluations():
     assert [v for v, _ in bisect_knob(falling, THRESHOLD, budget=1.0)] == [2.0, 0.01]
 
 
-def point(ssim, fraction, name="x"):
-    return Point(name, name, Variant(name, name, 10), [dict(ssim=ssim, compute_fraction=fraction)])
+def point(ssim, fraction, name="x", psnr=30.0):
+    return Point(name, name, Variant(name, name, 10), [dict(ssim=ssim, compute_fraction=fraction, psnr=psnr)])
+
+
+def images(name, ssims, psnr, fraction=0.5):
+    return Point(name, name, Variant(name, name, 10),
+                 [dict(ssim=s, compute_fraction=fraction, psnr=psnr) for s in ssims])
 
 
 def test_pick_is_the_best_ssim_among_points_that_spend_the_budget():
@@ -80,6 +85,14 @@ def test_pick_is_the_best_ssim_among_points_that_spend_the_budget():
     assert pick(points, 0.5, band=0.2) is points[3]
     assert pick(points, 0.45) is points[3]  # nothing spends 0.45: the best within it
     assert pick(points, 0.2) is None
+
+
+def test_an_ssim_lead_within_the_paired_noise_is_a_tie_that_psnr_breaks():
+    noisy = images("noisy", [0.99, 0.95, 0.99, 0.95], psnr=30.0)  # mean 0.970
+    steady = images("steady", [0.98, 0.96, 0.97, 0.96], psnr=33.0)  # mean 0.9675, within one standard error
+    assert pick([noisy, steady], 0.5) is steady
+    clear = images("clear", [0.995, 0.99, 0.995, 0.99], psnr=28.0)  # well ahead of both: SSIM decides
+    assert pick([noisy, steady, clear], 0.5) is clear
 
 
 def test_budget_speedup_and_candidates():

@@ -5,9 +5,10 @@ method allows; then each candidate's pick, and the fewer-steps baseline, on held
 Compute falls as a threshold rises only on average over images, so the bisection runs on the mean compute
 fraction over the calibration cases and keeps every point it measures. A candidate's pick is its measured point
 with the best calibration SSIM among those that spend the budget (mean compute fraction within BUDGET_BAND below
-it), or among all within the budget when none does; the overall pick follows the same rule over the candidates'
-picks. A point far below the budget does not hit the budget the user asked for, and 16 calibration images rank
-points a few thousandths apart by noise. The held-out images only validate the pick (they choose nothing).
+it), or among all within the budget when none does; points within one paired standard error of the best SSIM
+are a tie, broken by PSNR. The overall pick follows the same rule over the candidates' picks. A point far below
+the budget does not hit the budget the user asked for, and 16 calibration images rank points a few thousandths
+apart by noise. The held-out images only validate the pick (they choose nothing).
 
 All images go through ppcache.bench.runner.Benchmark: references once, one record file per image, reruns resume,
 and under `paddle.distributed.launch` every rank measures its share of the cases of each point, then reads the
@@ -123,18 +124,32 @@ class Point:
     def ssim(self):
         return float(np.mean([r["ssim"] for r in self.records]))
 
+    @property
+    def psnr(self):
+        return float(np.mean([r["psnr"] for r in self.records]))
+
+    def stderr_against(self, other):
+        """Standard error of the mean per-image SSIM difference to `other`, measured on the same images."""
+        diffs = [a["ssim"] - b["ssim"] for a, b in zip(self.records, other.records)]
+        return float(np.std(diffs, ddof=1) / math.sqrt(len(diffs))) if len(diffs) > 1 else 0.0
+
 
 # A point "spends the budget" when its mean compute fraction is within this much below it.
 BUDGET_BAND = 0.03
 
 
 def pick(points, budget, band=BUDGET_BAND):
-    """The point with the best SSIM among those that spend the budget (budget - band <= compute fraction <=
-    budget), or among all within the budget when none does (on equal SSIM the one closest to the budget); None
-    when none is within it."""
+    """The best point among those that spend the budget (budget - band <= compute fraction <= budget), or among
+    all within the budget when none does; None when none is within it. Best: the highest mean SSIM, except that
+    points whose SSIM is within one paired standard error of it are a tie, which the higher PSNR breaks (then
+    the compute closest to the budget)."""
     within = [p for p in points if p.compute_fraction <= budget]
-    spending = [p for p in within if p.compute_fraction >= budget - band]
-    return max(spending or within, key=lambda p: (p.ssim, p.compute_fraction)) if within else None
+    if not within:
+        return None
+    pool = [p for p in within if p.compute_fraction >= budget - band] or within
+    best = max(pool, key=lambda p: (p.ssim, p.compute_fraction))
+    tied = [p for p in pool if best.ssim - p.ssim <= best.stderr_against(p)]
+    return max(tied, key=lambda p: (p.psnr, p.compute_fraction))
 
 
 def closest(points):
