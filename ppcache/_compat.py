@@ -96,6 +96,34 @@ def install_sdpa_fallback():
         F._ppcache_sdpa_fallback = True
 
 
+def _plain_rms_norm(self, hidden_states, begin_norm_axis=None):
+    """PPDiffusers' RMSNorm.forward in plain Paddle ops (fp32 statistics, as the fused kernel computes them)."""
+    import paddle
+
+    axis = len(hidden_states.shape) - 1 if begin_norm_axis is None else begin_norm_axis
+    x = hidden_states.astype("float32")
+    y = x * paddle.rsqrt(x.pow(2).mean(axis=list(range(axis, len(x.shape))), keepdim=True) + self.epsilon)
+    if self.weight is not None:
+        y = y * self.weight.astype("float32")
+    return y.astype(hidden_states.dtype)
+
+
+def plain_rms_norm_on_cpu():
+    """PPDiffusers from source normalises q/k in Wan2.1, HunyuanVideo and CogVideoX with `fused_rms_norm` from
+    paddle.incubate, which dies with SIGILL on CPUs without its instructions. On a CPU-only build, and only where
+    the installed RMSNorm calls that kernel, its forward is replaced by the same math in plain ops."""
+    if not is_cpu_only_build():
+        return
+    try:
+        from ppdiffusers.models import normalization
+    except Exception:  # pragma: no cover - a PPDiffusers without this module
+        return
+    rms_norm = getattr(normalization, "RMSNorm", None)
+    forward = getattr(rms_norm, "forward", None)
+    if forward is not None and "fused_rms_norm" in getattr(forward, "__code__", None).co_names:
+        rms_norm.forward = _plain_rms_norm
+
+
 _DONE = False
 
 
@@ -113,4 +141,5 @@ def setup():
     quiet_environment()
     select_math_attention_on_cpu()
     install_sdpa_fallback()
+    plain_rms_norm_on_cpu()
     _DONE = True

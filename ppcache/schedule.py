@@ -133,7 +133,7 @@ class CacheSchedule:
         if [list(c) for c in components] != self.components:
             raise ConfigError(f"{source} was made for {self.num_blocks} blocks with components "
                               f"{_summarise(self.components)}; this model has {len(components)} blocks with "
-                              f"{_summarise(components)}")
+                              f"{_summarise(components)}: search a schedule for this model with tools/search_schedule.py")
 
     def recompute(self, step, block, component, num_steps=None):
         """The bit for a step of a run with `num_steps` steps, remapped by relative position if they differ."""

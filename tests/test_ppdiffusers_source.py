@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -118,3 +119,40 @@ def test_sd3_configs_on_ppdiffusers_sd3_pipeline():
     configs = [p for p in flux_configs() if not os.path.basename(p).startswith("ecad_")]
     out = run_json([os.path.join(DRIVERS, "compare_pipelines.py"), "tiny-sd3"] + configs, timeout=1500)
     _check_configs(out, configs)
+
+
+DIT_FAMILIES = ["pixart", "wan", "hunyuan_video", "cogvideox"]
+
+
+@pytest.fixture(scope="module")
+def dit_family_runs():
+    # One subprocess for the four families (one import of Paddle and the tree): about 100 s on 2 cores
+    return run_json([os.path.join(DRIVERS, "dit_families.py"), ",".join(DIT_FAMILIES)] + flux_configs())
+
+
+@pytest.mark.parametrize("family", DIT_FAMILIES)
+def test_every_shipped_config_on_the_source_trees_other_dit_families(family, dit_family_runs):
+    # Small random-weight transformers of PPDiffusers' own classes (mechanics only; random weights say nothing of
+    # quality). The ECAD schedule files are searched for tiny-flux's block layout and must refuse, in one line.
+    configs = flux_configs()
+    out = dit_family_runs[family]
+    failures = []
+    for path in configs:
+        row, name = out["configs"][path], os.path.basename(path)
+        if name.startswith("ecad_"):
+            if "this model has" not in row.get("error", "") or "\n" in row["error"]:
+                failures.append(f"{name}: no one-line refusal of a schedule made for another model: {row}")
+            continue
+        if "error" in row:
+            failures.append(f"{name}: {row['error']}")
+            continue
+        if row["family"] != family:
+            failures.append(f"{name}: cached as family {row['family']}")
+        if not row["compute_fraction"] < 0.98:
+            failures.append(f"{name}: computes everything (notices: {row['notices']})")
+        if not np.isfinite(row["max_abs_diff"]):
+            failures.append(f"{name}: not finite")
+        for check in ("batch_equal_fresh", "shape_change_equal_fresh", "restored_bitwise"):
+            if not row[check]:
+                failures.append(f"{name}: {check} fails")
+    assert not failures, "; ".join(failures)

@@ -3,9 +3,12 @@ import inspect
 
 
 class BlockIO:
-    """Streams of one block call: `image` [B, Li, C], then `text` [B, Lt, C] or None. A block that takes one
-    concatenated [text; image] tensor (PPDiffusers' FLUX single blocks) keeps it as `joint`; its streams are the
-    image and text parts of it, so every policy sees the same streams whatever the block's calling convention."""
+    """Streams of one block call: `image` [B, Li, C], then `text` [B, Lt, C] for blocks that update a text stream
+    (FLUX, SD3, HunyuanVideo, CogVideoX). Blocks that only read the text as cross-attention context (PixArt,
+    Wan2.1) have the one stream (image,). A block that takes one concatenated [text; image] tensor (PPDiffusers'
+    FLUX single blocks) keeps it as `joint`; its streams are the image and text parts of it, so every policy sees
+    the same streams whatever the block's calling convention. Video tokens are the flattened frame x patch
+    sequence, so a video block is cached exactly as an image block."""
 
     __slots__ = ("streams", "temb", "joint")
 
@@ -66,6 +69,10 @@ class Adapter:
         """Names of the block's cacheable sublayers (their outputs are taken before the adaLN gate)."""
         return ()
 
+    def attention_components(self, block):
+        """The components that are attention layers (PAB and T-GATE reuse these)."""
+        return tuple(name for name in self.components(block) if name.startswith("attn"))
+
     def component_macs(self, block, io):
         """{component: multiply-accumulates} of one call, from shapes only (no device sync)."""
         shapes = [s.shape for s in io.streams if s is not None]
@@ -82,7 +89,7 @@ class Adapter:
 
     def timestep_of_call(self, args, kwargs):
         """Host float on the 0..1000 scale (one device read)."""
-        t = kwargs.get("timestep", args[3] if len(args) > 3 else None)
+        t = call_arguments(self.transformer, args, kwargs).get("timestep")
         if t is None:
             return None
         value = t.reshape([-1])[0] if hasattr(t, "reshape") else t
@@ -114,6 +121,11 @@ def joint_block_macs(io, has_text_mlp=True):
     return macs
 
 
+def modulate(normed, shift, scale):
+    """adaLN modulation x * (1 + scale) + shift."""
+    return normed * (1 + scale) + shift
+
+
 def call_arguments(block, args, kwargs):
     """A block's call arguments by name."""
     if not args:
@@ -121,3 +133,41 @@ def call_arguments(block, args, kwargs):
     bound = dict(zip(parameter_names(type(block)), args))
     bound.update(kwargs)
     return bound
+
+
+_KV_PROJECTIONS = ("to_k", "to_v", "add_k_proj", "add_v_proj")
+_WEIGHT_SIZES = {}
+
+
+def _weight_sizes(layer):
+    """(query-side, key/value-side) summed Linear weight sizes of a sublayer, cached per layer."""
+    sizes = _WEIGHT_SIZES.get(id(layer))
+    if sizes is None:
+        query_side = kv_side = 0
+        for name, sub in layer.named_sublayers(include_self=True):
+            weight = getattr(sub, "weight", None)
+            if type(sub).__name__ != "Linear" or weight is None:
+                continue
+            size = int(weight.shape[0]) * int(weight.shape[1])
+            if name.split(".")[-1] in _KV_PROJECTIONS:
+                kv_side += size
+            else:
+                query_side += size
+        sizes = _WEIGHT_SIZES[id(layer)] = (query_side, kv_side)
+    return sizes
+
+
+def layer_macs(layer, batch, tokens, kv_tokens=None, heads_dim=None):
+    """Multiply-accumulates of one call of `layer` from its Linear weights: projections on `tokens` queries, key
+    and value projections on `kv_tokens` (self-attention: the same tokens), plus QK^T and AV when `heads_dim`
+    (the attention's inner width) is given. Norms and activations are left out."""
+    kv_tokens = tokens if kv_tokens is None else kv_tokens
+    query_side, kv_side = _weight_sizes(layer)
+    macs = tokens * query_side + kv_tokens * kv_side
+    if heads_dim:
+        macs += 2 * tokens * kv_tokens * heads_dim
+    return batch * macs
+
+
+def attention_width(attention):
+    return int(attention.to_q.weight.shape[1])

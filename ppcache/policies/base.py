@@ -5,6 +5,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..adapters import TRANSFORMER_FAMILIES
 from ..engine import Prediction
 
 
@@ -77,7 +78,7 @@ class Policy:
     name = "base"
     component_level = False  # True: the engine also wraps block components (attention, MLPs)
     budget_guard = False  # True: the gate skips where it can when `call.over_budget` (max_compute_fraction)
-    supported_families = ("flux", "sd3")  # adapter families this method can cache
+    supported_families = TRANSFORMER_FAMILIES  # adapter families this method can cache
 
     def __init__(self, config):
         self.config = config

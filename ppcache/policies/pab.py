@@ -34,11 +34,11 @@ class PABPolicy(ComponentPolicy):
     name = "pab"
 
     def tracks(self, index, name):
-        return name == "attn"
+        return name in self.adapter.attention_components(self.blocks[index])
 
     def reuse(self, index, name, call):
         ctx, config = call.ctx, self.config
-        if name != "attn" or ctx.step == 0 or ctx.timestep is None:
+        if not self.tracks(index, name) or ctx.step == 0 or ctx.timestep is None:
             return False
         inside = config.timestep_low < ctx.timestep < config.timestep_high
         return inside and ctx.step % config.skip_range != 0

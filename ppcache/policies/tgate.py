@@ -45,7 +45,7 @@ class TGatePolicy(ComponentPolicy):
     name = "tgate"
 
     def tracks(self, index, name):
-        return name == "attn"
+        return name in self.adapter.attention_components(self.blocks[index])
 
     def reuse(self, index, name, call):
-        return name == "attn" and not tgate_computes(call.ctx.step, self.config)
+        return self.tracks(index, name) and not tgate_computes(call.ctx.step, self.config)

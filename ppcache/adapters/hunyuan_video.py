@@ -1,0 +1,37 @@
+"""HunyuanVideo (PPDiffusers' HunyuanVideoTransformer3DModel): dual-stream blocks, then single-stream blocks, as in
+FLUX, but every block takes and returns (hidden_states, encoder_hidden_states) with the video stream first, and a
+single block concatenates [video; text] inside itself. The forward's `timestep` is on the 0..1000 scale."""
+import paddle
+
+from .base import BlockIO, call_arguments
+from .flux import FluxAdapter
+
+
+class HunyuanVideoAdapter(FluxAdapter):
+    family = "hunyuan_video"
+    timestep_scale = 1.0
+
+    @classmethod
+    def matches(cls, transformer):
+        return type(transformer).__name__.startswith("HunyuanVideoTransformer3D") and FluxAdapter.matches(transformer)
+
+    def begin_call(self, args, kwargs):
+        """Every block takes the streams separately: there is no concatenated stream to split."""
+
+    def read_inputs(self, block, args, kwargs):
+        bound = call_arguments(block, args, kwargs)
+        return BlockIO((bound["hidden_states"], bound["encoder_hidden_states"]), bound["temb"])
+
+    def read_outputs(self, block, output):
+        return tuple(output)
+
+    def make_output(self, block, streams):
+        return streams[0], streams[1]
+
+    def pass_through(self, block, io):
+        return self.make_output(block, io.streams)
+
+    def modulated_input(self, block, io):
+        if self.is_single(block):
+            return block.norm(paddle.concat([io.streams[0], io.streams[1]], axis=1), emb=io.temb)[0]
+        return block.norm1(io.streams[0], emb=io.temb)[0]
