@@ -124,6 +124,39 @@ def plain_rms_norm_on_cpu():
         rms_norm.forward = _plain_rms_norm
 
 
+def shape_randn_in_caption_projection():
+    """PPDiffusers' CaptionProjection (PixArt with `caption_channels`) calls `paddle.randn(num_tokens, in_features)`
+    torch-style, which Paddle reads as (shape, dtype) and fails: that constructor alone gets a randn that takes the
+    shape as separate ints (its buffer is overwritten by the checkpoint's weights anyway)."""
+    try:
+        from ppdiffusers.models import embeddings
+    except Exception:  # pragma: no cover - a PPDiffusers without this module
+        return
+    cls = getattr(embeddings, "CaptionProjection", None)
+    init = getattr(cls, "__init__", None)
+    code = getattr(init, "__code__", None)
+    if code is None or getattr(init, "_ppcache_shape_randn", False) or "randn" not in code.co_names:
+        return
+    import paddle
+
+    def init_with_shape_randn(self, *args, **kwargs):
+        original = paddle.randn
+
+        def randn(*shape, **options):
+            if len(shape) > 1 and all(isinstance(size, int) for size in shape):
+                return original(list(shape), **options)
+            return original(*shape, **options)
+
+        paddle.randn = randn
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            paddle.randn = original
+
+    init_with_shape_randn._ppcache_shape_randn = True
+    cls.__init__ = init_with_shape_randn
+
+
 _DONE = False
 
 
@@ -142,4 +175,5 @@ def setup():
     select_math_attention_on_cpu()
     install_sdpa_fallback()
     plain_rms_norm_on_cpu()
+    shape_randn_in_caption_projection()
     _DONE = True

@@ -48,7 +48,8 @@ class RunSection:
     guidance_scale: float = 3.5  # FLUX guidance embedding (guidance-distilled models); SD3 CFG scale
     true_cfg_scale: float = 1.0  # FLUX true classifier-free guidance
     max_sequence_length: Optional[int] = None  # T5 tokens; default: the tokenizer's model_max_length (<= 512)
-    output: str = "outputs/image.png"
+    frames: Optional[int] = None  # video pipelines: frames to generate (default: the pipeline's)
+    output: str = "outputs/image.png"  # .png; a video pipeline writes the same path as .gif
 
     def validate(self, where):
         _check_range(f"{where}.steps", self.steps, 1, 1000)
@@ -57,8 +58,10 @@ class RunSection:
         _check_range(f"{where}.seed", self.seed, 0, 2**63 - 1)
         if self.true_cfg_scale < 1.0:
             raise ConfigError(f"{where}.true_cfg_scale must be >= 1.0 (1.0 turns true CFG off), got {self.true_cfg_scale}")
-        if not self.output.lower().endswith(".png"):
-            raise ConfigError(f"{where}.output must be a .png path, got {self.output!r}")
+        if not self.output.lower().endswith((".png", ".gif")):
+            raise ConfigError(f"{where}.output must be a .png (image) or .gif (video) path, got {self.output!r}")
+        if self.frames is not None:
+            _check_range(f"{where}.frames", self.frames, 1, 1000)
 
 
 @dataclasses.dataclass

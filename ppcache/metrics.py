@@ -28,3 +28,15 @@ def mean_quality(images, references):
     pairs = list(zip(images, references))
     return (float(np.mean([ssim(a, b) for a, b in pairs])),
             float(np.mean([min(psnr(a, b), 100.0) for a, b in pairs])))
+
+
+def temporal_ssim(frames, reference_frames):
+    """Mean SSIM between the consecutive-frame differences of a video and of its reference: 1.0 when the video
+    moves from frame to frame exactly as the reference does (None for a single frame)."""
+    def motion(video):
+        array = np.stack([to_float_image(frame) for frame in video])
+        return (array[1:] - array[:-1] + 1.0) / 2.0  # [-1, 1] -> [0, 1]
+
+    if len(frames) < 2:
+        return None
+    return float(np.mean([ssim(a, b) for a, b in zip(motion(frames), motion(reference_frames))]))

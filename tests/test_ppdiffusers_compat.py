@@ -39,9 +39,9 @@ def test_ppdiffusers_scheduler_refuses_settings_it_would_drop(tmp_path, monkeypa
         {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 3.0, "use_dynamic_shifting": True,
          "base_shift": 0.5}))
     with pytest.raises(CheckpointError, match="does not implement base_shift, use_dynamic_shifting"):
-        loading._ppdiffusers_scheduler(str(tmp_path), None)
+        loading._ppdiffusers_scheduler("FlowMatchEulerDiscreteScheduler")(str(tmp_path), None)
     (tmp_path / "scheduler_config.json").write_text(json.dumps({"shift": 3.0, "use_dynamic_shifting": False}))
-    assert loading._ppdiffusers_scheduler(str(tmp_path), None).shift == 3.0  # a False setting loses nothing
+    assert loading._ppdiffusers_scheduler("FlowMatchEulerDiscreteScheduler")(str(tmp_path), None).shift == 3.0  # a False setting loses nothing
 
 
 def test_sd3_keys_are_added_only_where_the_class_lacks_them():

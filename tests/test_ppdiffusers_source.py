@@ -156,3 +156,27 @@ def test_every_shipped_config_on_the_source_trees_other_dit_families(family, dit
             if not row[check]:
                 failures.append(f"{name}: {check} fails")
     assert not failures, "; ".join(failures)
+
+
+def test_pixart_and_wan_checkpoints_load_and_cache_through_infer(tmp_path):
+    # Diffusers-format PixArtAlphaPipeline / WanPipeline directories (written by the driver) load through ppcache's
+    # loader into the tree's own pipeline classes; infer --compare caches them (CFG: one batch-2 call per step on
+    # PixArt, two calls on Wan) and writes a PNG, or a GIF for the video.
+    from PIL import Image
+
+    run([os.path.join(DRIVERS, "family_pipelines.py"), str(tmp_path)])
+    for name, extra, saved in (("tiny-pixart", [], "pixart.png"), ("tiny-wan", ["--frames", "5"], "wan.gif")):
+        out = tmp_path / os.path.splitext(saved)[0]
+        printed = run([os.path.join(ROOT, "tools", "infer.py"), "--config", os.path.join(ROOT, "configs", "fbcache.yaml"),
+                       "--model", str(tmp_path / name), "--steps", "10", "--height", "16", "--width", "16",
+                       "--out", f"{out}.png", "--compare", "--repeats", "1"] + extra).stdout
+        fraction = float(re.search(r"compute fraction: ([0-9.]+)", printed).group(1))
+        assert fraction < 0.9, printed
+        assert float(re.search(r"SSIM ([0-9.]+)", printed).group(1)) > 0.5, printed
+        with Image.open(tmp_path / saved) as image:
+            frames = getattr(image, "n_frames", 1)
+            assert image.size == (16, 16) and frames == (5 if saved.endswith(".gif") else 1)
+        with Image.open(tmp_path / saved.replace(".", "_compare.")) as image:
+            assert image.size == (36, 16) and getattr(image, "n_frames", 1) == frames
+        if saved.endswith(".gif"):
+            assert "temporal SSIM" in printed and not (tmp_path / "wan.png").exists()

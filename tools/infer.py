@@ -1,7 +1,10 @@
-"""Generate one image from a ppcache YAML config.
+"""Generate one image (or, on a video pipeline, one GIF) from a ppcache YAML config.
 
     python tools/infer.py --config configs/baseline.yaml [--prompt P] [--seed N] [--steps N]
-                          [--height H --width W] [--model PATH] [--out FILE.png]
+                          [--height H --width W] [--frames N] [--model PATH] [--out FILE.png]
+
+A video pipeline (Wan2.1, HunyuanVideo, CogVideoX) writes the output path as .gif, and --compare writes the
+side-by-side video.
 
 Bad input (unknown key, wrong type, missing model, bad resolution) exits with code 2 and one line on stderr;
 the output file is written only when generation succeeded.
@@ -31,6 +34,7 @@ def parse_args(argv):
     parser.add_argument("--steps", type=int)
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
+    parser.add_argument("--frames", type=int, help="video pipelines: frames to generate")
     parser.add_argument("--model", help="bundled name (tiny-flux, tiny-sd3) or pipeline directory")
     parser.add_argument("--pipeline", choices=("ppcache", "ppdiffusers"),
                         help="pipeline classes: ppcache's own, or the installed PPDiffusers' (model.pipeline)")
@@ -43,7 +47,7 @@ def parse_args(argv):
 
 
 def overrides_from(args):
-    run = {key: getattr(args, key) for key in ("prompt", "seed", "steps", "height", "width")
+    run = {key: getattr(args, key) for key in ("prompt", "seed", "steps", "height", "width", "frames")
            if getattr(args, key) is not None}
     if args.out is not None:
         run["output"] = args.out
@@ -54,12 +58,21 @@ def overrides_from(args):
     return overrides
 
 
-def save_png(image, path):
-    """Writes through a temporary file, so a failed run never leaves a partial PNG."""
+def output_path(path, result):
+    """The run's output path, as .gif for a video (a list of frames) and .png for an image."""
+    return os.path.splitext(path)[0] + (".gif" if isinstance(result, list) else ".png")
+
+
+def save_output(result, path):
+    """Writes an image as PNG or a list of frames as a looping GIF, through a temporary file, so a failed run never
+    leaves a partial file."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = path + ".partial"
-    image.save(tmp, format="PNG")
+    if isinstance(result, list):
+        result[0].save(tmp, format="GIF", save_all=True, append_images=result[1:], duration=125, loop=0)
+    else:
+        result.save(tmp, format="PNG")
     os.replace(tmp, path)
 
 
@@ -73,6 +86,7 @@ def main(argv=None):
     import ppcache
     from ppcache.config import load_config, resolve_model_path
     from ppcache.pipelines.loading import load_pipeline
+    from ppcache.adapters import adapter_for
     from ppcache.pipelines.run import generate
 
     try:
@@ -86,27 +100,31 @@ def main(argv=None):
 
             report, reference, image = compare(pipe, config.run, config.cache, args.repeats)
             seconds = report["cached_seconds"]
-            save_png(side_by_side(reference, image), os.path.splitext(config.run.output)[0] + "_compare.png")
+            compare_path = output_path(os.path.splitext(config.run.output)[0] + "_compare.png", image)
+            save_output(side_by_side(reference, image), compare_path)
         else:
             report = None
             ppcache.apply_cache(pipe, config.cache)
             image, seconds = generate(pipe, config.run)
-        save_png(image, config.run.output)
+        saved = output_path(config.run.output, image)
+        save_output(image, saved)
     except ppcache.PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     transformer = pipe.transformer
-    blocks = sum(len(getattr(transformer, name, [])) for name in ("transformer_blocks", "single_transformer_blocks"))
+    blocks = len(adapter_for(transformer).block_slots())
     dtype = str(transformer.dtype).replace("paddle.", "")
     print(f"model: {config.model.path} ({type(pipe).__module__.split('.')[0]} {type(pipe).__name__}, {blocks} "
           f"transformer blocks, {dtype})")
     print(f"prompt: {config.run.prompt!r}  seed: {config.run.seed}")
-    print(f"steps: {config.run.steps}  resolution: {config.run.width}x{config.run.height}  cache: {config.cache.method}")
+    frames = f"  frames: {len(image)}" if isinstance(image, list) else ""
+    print(f"steps: {config.run.steps}  resolution: {config.run.width}x{config.run.height}{frames}  "
+          f"cache: {config.cache.method}")
     print(f"wall time: {seconds:.2f} s generation, {load_seconds:.2f} s loading")
-    print(f"saved: {config.run.output}")
+    print(f"saved: {saved}")
     if report is not None:
         print(format_report(report))
-        print(f"saved: {os.path.splitext(config.run.output)[0] + '_compare.png'} (uncached | cached)")
+        print(f"saved: {compare_path} (uncached | cached)")
     elif config.cache.method != "none":
         stats = ppcache.summary(pipe)
         print(f"compute fraction: {stats['compute_fraction']:.3f}; full steps {stats['full_steps']} of "

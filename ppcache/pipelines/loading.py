@@ -7,6 +7,9 @@ Two sets of pipeline classes can be built from the same directory (`pipeline=`):
   `StableDiffusion3Pipeline`, `FlowMatchEulerDiscreteScheduler`): what a PaddleMIX user with PPDiffusers from the
   PaddleMIX source tree runs. A class the installed ppdiffusers lacks is a one-line error.
 Text encoders, tokenizers, VAEs and the SD3 transformer are ppdiffusers' classes in both.
+PixArt-α/Σ, Wan2.1, HunyuanVideo and CogVideoX pipelines are always the installed PPDiffusers' own classes (ppcache
+has no pipelines of its own for them); any component class the installed ppdiffusers (or its `transformers`)
+exports loads, so their real diffusers-format checkpoints load as they are.
 """
 import inspect
 import json
@@ -16,7 +19,10 @@ import warnings
 from ..errors import CheckpointError
 from ..models.loading import load_module, resolve_dtype
 
-SUPPORTED_PIPELINES = ("FluxPipeline", "StableDiffusion3Pipeline")
+# Families that run on the installed PPDiffusers' own pipeline classes only.
+INSTALLED_PIPELINES = ("PixArtAlphaPipeline", "PixArtSigmaPipeline", "WanPipeline", "HunyuanVideoPipeline",
+                       "CogVideoXPipeline")
+SUPPORTED_PIPELINES = ("FluxPipeline", "StableDiffusion3Pipeline") + INSTALLED_PIPELINES
 PIPELINE_SOURCES = ("ppcache", "ppdiffusers")
 
 
@@ -67,20 +73,39 @@ def _scheduler(directory, dtype):
     return FlowMatchEulerDiscreteScheduler.from_pretrained(directory)
 
 
-def _ppdiffusers_scheduler(directory, dtype):
-    """PPDiffusers' FlowMatchEulerDiscreteScheduler; a config setting it does not implement is an error (PyPI's
-    0.29.0 has a static shift only, so FLUX's dynamic shift would be dropped silently)."""
-    from ..checkpoint import read_config
+def _ppdiffusers_scheduler(class_name):
+    """A PPDiffusers scheduler; a config setting it does not implement is an error (PyPI's 0.29.0
+    FlowMatchEulerDiscreteScheduler has a static shift only, so FLUX's dynamic shift would be dropped silently)."""
+    def load(directory, dtype):
+        from ..checkpoint import read_config
 
-    cls = ppdiffusers_class("FlowMatchEulerDiscreteScheduler")
-    config = read_config(directory, "scheduler_config.json")
-    accepted = inspect.signature(cls.__init__).parameters
-    unknown = sorted(k for k, v in config.items() if not k.startswith("_") and k not in accepted and v)
-    if unknown:
-        raise CheckpointError(
-            f"{directory}: the installed ppdiffusers' FlowMatchEulerDiscreteScheduler does not implement "
-            f"{', '.join(unknown)}: install PPDiffusers from the PaddleMIX source tree, or use model.pipeline: ppcache")
-    return cls(**{k: v for k, v in config.items() if k in accepted})
+        cls = ppdiffusers_class(class_name)
+        config = read_config(directory, "scheduler_config.json")
+        accepted = inspect.signature(cls.__init__).parameters
+        unknown = sorted(k for k, v in config.items() if not k.startswith("_") and k not in accepted and v)
+        if unknown:
+            raise CheckpointError(
+                f"{directory}: the installed ppdiffusers' {class_name} does not implement {', '.join(unknown)}: "
+                "install PPDiffusers from the PaddleMIX source tree, or use model.pipeline: ppcache")
+        return cls(**{k: v for k, v in config.items() if k in accepted})
+    return load
+
+
+def installed_loader(class_name):
+    """A loader for a component class the installed ppdiffusers exports (models, schedulers) or its `transformers`
+    (tokenizers, text encoders), or None."""
+    import ppdiffusers
+    from ppdiffusers import transformers as text
+
+    if hasattr(ppdiffusers, class_name):
+        return _ppdiffusers_scheduler(class_name) if class_name.endswith("Scheduler") else _ppdiffusers_model(class_name)
+    if "Tokenizer" in class_name:
+        for name in (class_name, class_name[:-len("Fast")] if class_name.endswith("Fast") else None, "AutoTokenizer"):
+            if name and hasattr(text, name):
+                return _tokenizer(name)
+    if hasattr(text, class_name):
+        return _text_encoder(class_name)
+    return None
 
 
 COMPONENT_LOADERS = {
@@ -98,13 +123,13 @@ COMPONENT_LOADERS = {
 
 # What `pipeline="ppdiffusers"` loads differently.
 PPDIFFUSERS_LOADERS = {
-    "FlowMatchEulerDiscreteScheduler": _ppdiffusers_scheduler,
+    "FlowMatchEulerDiscreteScheduler": _ppdiffusers_scheduler("FlowMatchEulerDiscreteScheduler"),
     "FluxTransformer2DModel": _ppdiffusers_model("FluxTransformer2DModel"),
 }
 
 
 def pipeline_class(name, source="ppcache"):
-    if source == "ppdiffusers":
+    if source == "ppdiffusers" or name in INSTALLED_PIPELINES:
         return ppdiffusers_class(name)
     if name == "FluxPipeline":
         from .flux import FluxPipeline
@@ -170,16 +195,18 @@ def load_pipeline(path, paddle_dtype=None, pipeline="ppcache"):
     if missing:
         raise CheckpointError(f"{path}/model_index.json does not name the component(s) {', '.join(missing)} that "
                               f"{pipeline_name} needs")
-    loaders = dict(COMPONENT_LOADERS, **(PPDIFFUSERS_LOADERS if pipeline == "ppdiffusers" else {}))
+    installed = pipeline == "ppdiffusers" or pipeline_name in INSTALLED_PIPELINES
+    loaders = dict(COMPONENT_LOADERS, **(PPDIFFUSERS_LOADERS if installed else {}))
     dtype = compute_dtype(paddle_dtype)
     components = {}
     for name, (_, class_name) in specs.items():
         if class_name is None:
             components[name] = None
             continue
-        if class_name not in loaders:
+        load = loaders.get(class_name) or (installed_loader(class_name) if installed else None)
+        if load is None:
             raise CheckpointError(f"{path}: component {name!r} has unsupported class {class_name!r}")
         # Tokenizers and the scheduler carry no weights; text encoders run in the pipeline's dtype.
-        components[name] = loaders[class_name](os.path.join(path, name), dtype)
+        components[name] = load(os.path.join(path, name), dtype)
     accepted = inspect.signature(cls.__init__).parameters
     return cls(**{name: component for name, component in components.items() if name in accepted})

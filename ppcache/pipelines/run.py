@@ -1,4 +1,5 @@
-"""Run one generation described by a `RunSection` on a FLUX or SD3 pipeline."""
+"""Run one generation described by a `RunSection` on a FLUX, SD3, PixArt or video (Wan2.1, HunyuanVideo, CogVideoX)
+pipeline."""
 import time
 
 import paddle
@@ -6,11 +7,21 @@ import paddle
 from ..errors import ConfigError
 
 
+VIDEO_PIPELINES = ("WanPipeline", "HunyuanVideoPipeline", "CogVideoXPipeline")
+
+
+def is_video(pipe):
+    return type(pipe).__name__ in VIDEO_PIPELINES
+
+
 def latent_multiple(pipe):
     """Height and width must be multiples of this for the pipeline's latent packing / patching."""
-    vae_factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    vae_factor = getattr(pipe, "vae_scale_factor_spatial", None)
+    if vae_factor is None:
+        vae_factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
     patch = getattr(pipe.transformer.config, "patch_size", 1) or 1
-    return vae_factor * max(2, patch)
+    patch = patch[-1] if isinstance(patch, (list, tuple)) else patch  # video: (frames, height, width)
+    return vae_factor * max(2 if is_flux(pipe) else 1, patch)
 
 
 def check_resolution(pipe, height, width):
@@ -44,14 +55,22 @@ def pipeline_kwargs(pipe, run):
             kwargs["negative_prompt"] = run.negative_prompt
     elif run.negative_prompt is not None:
         kwargs["negative_prompt"] = run.negative_prompt
+    if type(pipe).__name__.startswith("PixArt"):
+        kwargs["use_resolution_binning"] = False  # the run's resolution, not the nearest trained aspect-ratio bin
+    if is_video(pipe):
+        if run.frames is not None:
+            kwargs["num_frames"] = run.frames
+    elif run.frames is not None:
+        raise ConfigError(f"run.frames is for video pipelines; {type(pipe).__name__} makes images")
     return kwargs
 
 
 def generate(pipe, run):
-    """Returns (PIL image, wall seconds)."""
+    """Returns (PIL image, wall seconds); for a video pipeline (list of PIL frames, wall seconds)."""
     check_resolution(pipe, run.height, run.width)
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()
-    images = pipe(**pipeline_kwargs(pipe, run)).images
-    return images[0], time.perf_counter() - start
+    output = pipe(**pipeline_kwargs(pipe, run))
+    result = list(output.frames[0]) if is_video(pipe) else output.images[0]
+    return result, time.perf_counter() - start
