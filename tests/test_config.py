@@ -31,7 +31,7 @@ def test_shipped_baseline_config_is_valid():
     ("run:\n  steps: true\n", r"run\.steps must be int"),
     ("run:\n  guidance_scale: [1]\n", r"run\.guidance_scale must be float"),
     ("run:\n  steps: 0\n", r"run\.steps must be between 1 and 1000"),
-    ("run:\n  output: out.jpg\n", r"run\.output must be a \.png path"),
+    ("run:\n  output: out.jpg\n", r"run\.output must be a \.png \(image\) or \.gif \(video\) path"),
     ("model:\n  dtype: float64\n", r"model\.dtype: 'float64' is not allowed; use one of float32, float16, bfloat16"),
     ("cache:\n  method: magic\n", r"cache\.method: unknown method 'magic'; available: blockdance, dbcache"),
     ("cache:\n  method: none\n  threshold: 1\n", r"unknown key cache\.threshold"),
