@@ -3,13 +3,16 @@
     python tools/train_tiny.py --arch flux --out ppcache/assets/tiny-flux
     python tools/train_tiny.py --arch sd3 --out ppcache/assets/tiny-sd3 --vae-from VAE_DIR --iters 400 \
         --batch-size 32 --lr 5e-4 --samples-per-subject 400 --digit-shift 8 --digit-repeats 1 --self-guidance 1
+    python tools/train_tiny.py --arch pixart --out ppcache/assets/tiny-pixart --self-guidance 1
 
 Data: random crops of photographs shipped with scikit-image / scikit-learn plus scikit-learn's handwritten
 digits (ppcache/tiny/dataset.py). tiny-flux (the defaults): pixels sampled directly through a built identity
 autoencoder at 32x32, tiny CLIP and T5 pretrained to tell the subjects apart and then frozen, and a transformer
 trained with classifier-free guidance at scale 6 baked in (--self-guidance). tiny-sd3 keeps the 2x latent VAE of
 the earlier recipe (--autoencoder latent; VAE_DIR: its own ppcache/assets/tiny-sd3/vae) and random frozen text
-encoders. Everything is seeded; the run is reproducible on CPU. --autoencoder latent|pixel, --train-text,
+encoders. tiny-pixart (PixArtAlphaPipeline): PixArt-α's Transformer2DModel on tiny-flux's identity autoencoder and
+its pretrained, frozen T5, trained with PixArt's DDPM epsilon objective for DPM-Solver++ sampling and real
+classifier-free guidance (--self-guidance 1). Everything is seeded; the run is reproducible on CPU. --autoencoder latent|pixel, --train-text,
 --image-size 16 and other values of these options are the experiments of docs/foundation.md.
 """
 import argparse
@@ -31,7 +34,7 @@ from ppcache.tiny.train import encode_latents, train_flow, train_vae  # noqa: E4
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", choices=["flux", "sd3"], default="flux")
+    parser.add_argument("--arch", choices=["flux", "sd3", "pixart"], default="flux")
     parser.add_argument("--out", required=True, help="pipeline directory to write")
     parser.add_argument("--vae-from", help="reuse a trained VAE directory instead of training one")
     parser.add_argument("--resume", help="continue training the transformer of this pipeline directory (its VAE, "
@@ -73,7 +76,16 @@ def parse_args(argv=None):
     return args
 
 
+TRANSFORMER_CLASSES = {"flux": "FluxTransformer2DModel", "sd3": "SD3Transformer2DModel",
+                       "pixart": "Transformer2DModel"}
+
+
 def model_index(arch):
+    if arch == "pixart":
+        return {"_class_name": "PixArtAlphaPipeline", "_diffusers_version": "0.36.0",
+                "scheduler": ["diffusers", "DPMSolverMultistepScheduler"],
+                "text_encoder": ["transformers", "T5EncoderModel"], "tokenizer": ["transformers", "T5Tokenizer"],
+                "transformer": ["diffusers", "Transformer2DModel"], "vae": ["diffusers", "AutoencoderKL"]}
     if arch == "flux":
         return {"_class_name": "FluxPipeline", "_diffusers_version": "0.36.0",
                 "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
@@ -109,8 +121,16 @@ def save_text_encoder(module, out, name, class_name):
 
 
 def write_text_side(out, arch, seed):
-    """Tokenizers and random text encoders, written to `out`."""
+    """Tokenizers and random text encoders (tiny-pixart: tiny-flux's pretrained T5), written to `out`."""
     from ppcache.models.tiny_tokenizers import write_clip_tokenizer, write_t5_tokenizer
+
+    if arch == "pixart":
+        from ppcache.config import resolve_model_path
+
+        tiny_flux = resolve_model_path("tiny-flux")
+        shutil.copytree(os.path.join(tiny_flux, "tokenizer_2"), os.path.join(out, "tokenizer"))
+        shutil.copytree(os.path.join(tiny_flux, "text_encoder_2"), os.path.join(out, "text_encoder"))
+        return
 
     sentences = [dataset.prompt_for(s, k) for s in dataset.subjects() for k in range(len(dataset.TEMPLATES))]
     clip_names = ["tokenizer"] if arch == "flux" else ["tokenizer", "tokenizer_2"]
@@ -194,7 +214,8 @@ def pretrain_text(pipe, out, iters, seed):
 
 
 def text_encoding(pipe, arch, prompts, train_text):
-    """`encode(prompt_ids) -> (embeds, pooled)` exactly as the pipeline computes them."""
+    """`encode(prompt_ids) -> (embeds, pooled)` exactly as the pipeline computes them (tiny-pixart: the T5 embeds
+    and their attention mask)."""
     if arch == "flux" and train_text:
         clip_ids, t5_ids = token_ids(pipe, prompts)
 
@@ -209,6 +230,8 @@ def text_encoding(pipe, arch, prompts, train_text):
     with paddle.no_grad():
         if arch == "flux":
             embeds, pooled, _ = pipe.encode_prompt(prompts)
+        elif arch == "pixart":
+            embeds, pooled = pipe.encode_prompt(prompts, do_classifier_free_guidance=False)[:2]
         else:
             embeds, _, pooled, _ = pipe.encode_prompt(prompts, prompts, prompts, do_classifier_free_guidance=False)
 
@@ -228,6 +251,10 @@ def make_predict(arch, transformer):
             out = transformer(FluxPipeline.pack_latents(x), embeds, pooled, sigma, ids,
                               paddle.zeros([embeds.shape[1], 3]), return_dict=False)[0]
             return FluxPipeline.unpack_latents(out, h, w)
+    elif arch == "pixart":
+        def predict(x, t, embeds, mask):
+            return transformer(x, encoder_hidden_states=embeds, encoder_attention_mask=mask, timestep=t,
+                               added_cond_kwargs={"resolution": None, "aspect_ratio": None}, return_dict=False)[0]
     else:
         def predict(x, sigma, embeds, pooled):
             return transformer(hidden_states=x, encoder_hidden_states=embeds, pooled_projections=pooled,
@@ -238,6 +265,7 @@ def make_predict(arch, transformer):
 def train_and_save(pipe, out, args, latents, labels, seed):
     """Trains the transformer (and tiny-flux's text encoders) of `pipe` and writes them to `out`."""
     from ppcache.models.loading import save_module
+    from ppcache.tiny.train import DiffusionEpsilon, RectifiedFlow
 
     prompts, groups = prompt_groups()
     train_text = args.arch == "flux" and args.train_text
@@ -245,9 +273,9 @@ def train_and_save(pipe, out, args, latents, labels, seed):
     trainable = Trainable(pipe.transformer, text_encoders)
     loss = train_flow(trainable, make_predict(args.arch, pipe.transformer),
                       text_encoding(pipe, args.arch, prompts, train_text), groups, latents, labels,
-                      args.iters, args.batch_size, seed, lr=args.lr, self_guidance=args.self_guidance)
-    name = "FluxTransformer2DModel" if args.arch == "flux" else "SD3Transformer2DModel"
-    save_module(pipe.transformer, os.path.join(out, "transformer"), class_name=name)
+                      args.iters, args.batch_size, seed, lr=args.lr, self_guidance=args.self_guidance,
+                      objective=DiffusionEpsilon() if args.arch == "pixart" else RectifiedFlow())
+    save_module(pipe.transformer, os.path.join(out, "transformer"), class_name=TRANSFORMER_CLASSES[args.arch])
     if train_text:
         save_text_encoder(pipe.text_encoder, out, "text_encoder", "CLIPTextModel")
         save_text_encoder(pipe.text_encoder_2, out, "text_encoder_2", "T5EncoderModel")
@@ -287,7 +315,9 @@ def main(argv=None):
         train_vae(vae, images, args.vae_iters, 16 if pixel else 32, args.seed, mid_attention=not pixel)
     raw = encode_latents(vae, images)
     if not args.vae_from:
-        shift, scale = float(raw.mean()), float(1.0 / raw.std())
+        # PixArt's pipeline decodes latents / scaling_factor: it has no shift
+        shift = 0.0 if args.arch == "pixart" else float(raw.mean())
+        scale = float(1.0 / raw.std())
         vae.register_to_config(shift_factor=shift, scaling_factor=scale, sample_size=args.image_size)
     latents = ((raw - vae.config.shift_factor) * vae.config.scaling_factor).astype(np.float32)
     print(f"latents {latents.shape} shift {vae.config.shift_factor:.4f} scale {vae.config.scaling_factor:.4f}",
@@ -295,13 +325,13 @@ def main(argv=None):
     save_module(vae, os.path.join(out, "vae"), class_name="AutoencoderKL")
 
     build.write_json(os.path.join(out, "model_index.json"), model_index(args.arch))
-    scheduler = dict(build.FLUX_SCHEDULER, base_shift=args.base_shift) if args.arch == "flux" else build.SD3_SCHEDULER
+    scheduler = {"flux": dict(build.FLUX_SCHEDULER, base_shift=args.base_shift), "sd3": build.SD3_SCHEDULER,
+                 "pixart": build.PIXART_SCHEDULER}[args.arch]
     build.write_json(os.path.join(out, "scheduler", "scheduler_config.json"), scheduler)
     write_text_side(out, args.arch, args.seed)
 
     transformer = build.new_transformer(args.arch, args.seed, vae.config.latent_channels)
-    name = "FluxTransformer2DModel" if args.arch == "flux" else "SD3Transformer2DModel"
-    save_module(transformer, os.path.join(out, "transformer"), class_name=name)  # untrained, to build the pipe
+    save_module(transformer, os.path.join(out, "transformer"), class_name=TRANSFORMER_CLASSES[args.arch])  # untrained
     pipe = load_pipeline(out)
     if args.text_pretrain_iters and args.arch == "flux":
         pretrain_text(pipe, out, args.text_pretrain_iters, args.seed)

@@ -1,10 +1,11 @@
 """CogVideoX (PPDiffusers' CogVideoXTransformer3DModel): expert blocks over the text and video tokens, taking and
 returning (hidden_states, encoder_hidden_states), the video stream first. Attention and the MLP run on the
 concatenated [text; video] sequence, split back inside the block."""
-from .base import Adapter, BlockIO, attention_width, call_arguments, layer_macs
+from .base import Adapter, attention_width, layer_macs
+from .paired_streams import PairedStreamsIO
 
 
-class CogVideoXAdapter(Adapter):
+class CogVideoXAdapter(PairedStreamsIO, Adapter):
     family = "cogvideox"
     block_list_names = ("transformer_blocks",)
 
@@ -12,16 +13,6 @@ class CogVideoXAdapter(Adapter):
     def matches(cls, transformer):
         return type(transformer).__name__.startswith("CogVideoXTransformer3D") and hasattr(transformer,
                                                                                           "transformer_blocks")
-
-    def read_inputs(self, block, args, kwargs):
-        bound = call_arguments(block, args, kwargs)
-        return BlockIO((bound["hidden_states"], bound["encoder_hidden_states"]), bound["temb"])
-
-    def read_outputs(self, block, output):
-        return tuple(output)
-
-    def make_output(self, block, streams):
-        return streams[0], streams[1]
 
     def modulated_input(self, block, io):
         return block.norm1(io.streams[0], io.streams[1], io.temb)[0]

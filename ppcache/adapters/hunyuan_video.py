@@ -3,11 +3,11 @@ FLUX, but every block takes and returns (hidden_states, encoder_hidden_states) w
 single block concatenates [video; text] inside itself. The forward's `timestep` is on the 0..1000 scale."""
 import paddle
 
-from .base import BlockIO, call_arguments
 from .flux import FluxAdapter
+from .paired_streams import PairedStreamsIO
 
 
-class HunyuanVideoAdapter(FluxAdapter):
+class HunyuanVideoAdapter(PairedStreamsIO, FluxAdapter):
     family = "hunyuan_video"
     timestep_scale = 1.0
 
@@ -17,16 +17,6 @@ class HunyuanVideoAdapter(FluxAdapter):
 
     def begin_call(self, args, kwargs):
         """Every block takes the streams separately: there is no concatenated stream to split."""
-
-    def read_inputs(self, block, args, kwargs):
-        bound = call_arguments(block, args, kwargs)
-        return BlockIO((bound["hidden_states"], bound["encoder_hidden_states"]), bound["temb"])
-
-    def read_outputs(self, block, output):
-        return tuple(output)
-
-    def make_output(self, block, streams):
-        return streams[0], streams[1]
 
     def pass_through(self, block, io):
         return self.make_output(block, io.streams)

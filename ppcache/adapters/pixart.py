@@ -9,10 +9,7 @@ class PixArtAdapter(SingleStreamAdapter):
     family = "pixart"
     block_list_names = ("transformer_blocks",)
     temb_argument = "timestep"
-
-    @classmethod
-    def matches(cls, transformer):
-        return type(transformer).__name__ == "Transformer2DModel" and hasattr(transformer, "transformer_blocks")
+    transformer_class = "Transformer2DModel"
 
     def modulated_input(self, block, io):
         hidden_states = io.streams[0]

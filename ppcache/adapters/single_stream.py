@@ -6,6 +6,11 @@ from .base import Adapter, BlockIO, attention_width, call_arguments, layer_macs
 class SingleStreamAdapter(Adapter):
     temb_argument = "temb"  # the block argument that carries the (per-block modulation) time embedding
     self_attention, cross_attention, feed_forward = "attn1", "attn2", "ff"
+    transformer_class = None  # the PPDiffusers model class name this adapter caches
+
+    @classmethod
+    def matches(cls, transformer):
+        return type(transformer).__name__ == cls.transformer_class and hasattr(transformer, cls.block_list_names[0])
 
     def read_inputs(self, block, args, kwargs):
         bound = call_arguments(block, args, kwargs)

@@ -11,10 +11,7 @@ class WanAdapter(SingleStreamAdapter):
     family = "wan"
     block_list_names = ("blocks",)
     feed_forward = "ffn"
-
-    @classmethod
-    def matches(cls, transformer):
-        return type(transformer).__name__ == "WanTransformer3DModel" and hasattr(transformer, "blocks")
+    transformer_class = "WanTransformer3DModel"
 
     def modulated_input(self, block, io):
         hidden_states = io.streams[0]

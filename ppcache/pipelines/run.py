@@ -37,7 +37,10 @@ def is_flux(pipe):
 
 def model_call_kwargs(pipe):
     """Call arguments every generation passes so that ppcache's and PPDiffusers' FluxPipeline sample alike: T5
-    prompts take the tokenizer's `model_max_length` tokens (at most 512; PPDiffusers' default is always 512)."""
+    prompts take the tokenizer's `model_max_length` tokens (at most 512; PPDiffusers' default is always 512).
+    PixArt generates at the asked resolution, not at the nearest aspect-ratio bin it was trained on."""
+    if type(pipe).__name__.startswith("PixArt"):
+        return {"use_resolution_binning": False, "clean_caption": False}
     if not is_flux(pipe):
         return {}
     return {"max_sequence_length": min(512, int(getattr(pipe.tokenizer_2, "model_max_length", 512) or 512))}
@@ -55,8 +58,6 @@ def pipeline_kwargs(pipe, run):
             kwargs["negative_prompt"] = run.negative_prompt
     elif run.negative_prompt is not None:
         kwargs["negative_prompt"] = run.negative_prompt
-    if type(pipe).__name__.startswith("PixArt"):
-        kwargs["use_resolution_binning"] = False  # the run's resolution, not the nearest trained aspect-ratio bin
     if is_video(pipe):
         if run.frames is not None:
             kwargs["num_frames"] = run.frames

@@ -42,6 +42,17 @@ FLUX_SCHEDULER = {
     "use_dynamic_shifting": True, "base_shift": 0.5, "max_shift": 1.15, "base_image_seq_len": 256,
     "max_image_seq_len": 4096,
 }
+# tiny-pixart: PixArt-α's Transformer2DModel (adaLN-single, caption projection, cross-attention to T5) on the pixels
+# of the identity autoencoder, 2x2 patches (256 tokens at 32x32), trained with PixArt's DDPM epsilon objective.
+PIXART_CONFIG = {
+    "sample_size": 32, "patch_size": 2, "in_channels": 3, "out_channels": 3, "num_layers": 12,
+    "num_attention_heads": 2, "attention_head_dim": 32, "cross_attention_dim": 64, "caption_channels": TEXT_DIM,
+    "norm_type": "ada_norm_single", "norm_elementwise_affine": False, "norm_eps": 1e-6,
+    "activation_fn": "gelu-approximate", "num_embeds_ada_norm": 1000, "attention_bias": True,
+}
+PIXART_SCHEDULER = {"_class_name": "DPMSolverMultistepScheduler", "num_train_timesteps": 1000, "beta_start": 1e-4,
+                    "beta_end": 0.02, "beta_schedule": "linear", "prediction_type": "epsilon", "solver_order": 2,
+                    "algorithm_type": "dpmsolver++", "lower_order_final": True}
 SD3_SCHEDULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 1.5}
 
 CLIP_CONFIG = {
@@ -121,6 +132,11 @@ def new_transformer(arch, seed, latent_channels):
         from ..models.flux_transformer import FluxTransformer2DModel
 
         return build_module(FluxTransformer2DModel, dict(FLUX_CONFIG, in_channels=4 * latent_channels))
+    if arch == "pixart":
+        from ppdiffusers import Transformer2DModel
+
+        return build_module(Transformer2DModel, dict(PIXART_CONFIG, in_channels=latent_channels,
+                                                     out_channels=latent_channels))
     from ppdiffusers.models.transformer_sd3 import SD3Transformer2DModel
 
     return build_module(SD3Transformer2DModel, dict(SD3_CONFIG, in_channels=latent_channels,

@@ -8,12 +8,14 @@ def generate(pipe, prompts, steps, seeds, **kwargs):
     """One float image [H, W, 3] in [0, 1] per (prompt, seed), at the pipeline's default resolution."""
     import paddle
 
+    from ..pipelines.run import model_call_kwargs
+
     pipe.set_progress_bar_config(disable=True)
     images = []
     for prompt, seed in zip(prompts, seeds):
         generator = paddle.Generator().manual_seed(int(seed))
         out = pipe(prompt=prompt, num_inference_steps=steps, generator=generator, output_type="np",
-                   **kwargs)
+                   **model_call_kwargs(pipe), **kwargs)
         images.append(np.asarray(out.images[0]))
     return images
 

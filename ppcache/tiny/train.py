@@ -126,9 +126,31 @@ def self_guidance_weight(scale, step, iters, ramp=0.3):
     return (1.0 - 1.0 / scale) * min(1.0, step / max(1.0, ramp * iters))
 
 
+class RectifiedFlow:
+    """x_s = (1 - s) x0 + s n, target v = n - x0, s ~ logit-normal(0, 1); the model sees s (FLUX, SD3)."""
+
+    def noise(self, x0, noise, rng):
+        sigma = (1.0 / (1.0 + np.exp(-rng.standard_normal(x0.shape[0])))).astype(np.float32)
+        s = paddle.to_tensor(sigma).reshape([-1] + [1] * (x0.ndim - 1))
+        return (1 - s) * x0 + s * noise, paddle.to_tensor(sigma), noise - x0
+
+
+class DiffusionEpsilon:
+    """DDPM (PixArt-α's objective): x_t = sqrt(a_t) x0 + sqrt(1 - a_t) n with the linear beta schedule, target n,
+    t uniform over the 1000 training timesteps; the model sees t."""
+
+    def __init__(self, beta_start=1e-4, beta_end=0.02, timesteps=1000):
+        self.alphas_cumprod = np.cumprod(1.0 - np.linspace(beta_start, beta_end, timesteps))
+
+    def noise(self, x0, noise, rng):
+        t = rng.integers(0, len(self.alphas_cumprod), x0.shape[0])
+        a = paddle.to_tensor(self.alphas_cumprod[t].astype(np.float32)).reshape([-1] + [1] * (x0.ndim - 1))
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise, paddle.to_tensor(t.astype(np.float32)), noise
+
+
 def train_flow(trainable, predict, encode, groups, latents, labels, iters, batch_size, seed, lr=5e-4,
-               ema_decay=0.998, drop_prob=0.1, log_every=100, self_guidance=1.0):
-    """Rectified flow: x_s = (1 - s) x0 + s n, target v = n - x0, s ~ logit-normal(0, 1).
+               ema_decay=0.998, drop_prob=0.1, log_every=100, self_guidance=1.0, objective=None):
+    """Trains with `objective` (default RectifiedFlow: x_s = (1 - s) x0 + s n, target v = n - x0).
 
     `self_guidance` > 1 bakes classifier-free guidance at that scale into the conditional model (model-guidance
     training, Tang et al. 2025): prompted samples get the target n - x0 + w (v_c - v_u), with the model's own
@@ -139,6 +161,7 @@ def train_flow(trainable, predict, encode, groups, latents, labels, iters, batch
     features (embeds, pooled) of those prompts, with gradients when the text encoders train.
     `predict(x_s, s, embeds, pooled)` returns v. `trainable` holds every trained parameter (and gets the EMA).
     """
+    objective = objective or RectifiedFlow()
     rng = np.random.default_rng(seed)
     paddle.seed(seed)
     optimizer = paddle.optimizer.AdamW(learning_rate=lr, parameters=trainable.parameters(), weight_decay=0.0,
@@ -152,21 +175,17 @@ def train_flow(trainable, predict, encode, groups, latents, labels, iters, batch
         index = rng.integers(0, len(latents), batch_size)
         x0 = paddle.to_tensor(latents[index])
         noise = paddle.to_tensor(rng.standard_normal(x0.shape).astype(np.float32))
-        sigma = 1.0 / (1.0 + np.exp(-rng.standard_normal(batch_size)))
-        s = paddle.to_tensor(sigma.astype(np.float32)).reshape([-1] + [1] * (x0.ndim - 1))
-        x_s = (1 - s) * x0 + s * noise
+        x_s, sigmas, target = objective.noise(x0, noise, rng)
         prompt_ids = [empty if rng.random() < drop_prob else groups[labels[i]][rng.integers(0, len(groups[labels[i]]))]
                       for i in index]
         embeds, pooled = encode(prompt_ids)
-        sigmas = paddle.to_tensor(sigma.astype(np.float32))
         v = predict(x_s, sigmas, embeds, pooled)
-        target = noise - x0
         weight = self_guidance_weight(self_guidance, step, iters)
         if weight > 0:
             with paddle.no_grad():
                 empty_embeds, empty_pooled = encode([empty] * batch_size)
                 unconditional = predict(x_s, sigmas, empty_embeds, empty_pooled)
-            prompted = paddle.to_tensor([float(i != empty) for i in prompt_ids]).reshape(s.shape)
+            prompted = paddle.to_tensor([float(i != empty) for i in prompt_ids]).reshape([-1] + [1] * (x0.ndim - 1))
             target = target + weight * prompted * (v.detach() - unconditional)
         loss = F.mse_loss(v, target)
         loss.backward()

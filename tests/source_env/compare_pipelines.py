@@ -17,7 +17,7 @@ from ppcache.evaluate import cached_samples, references, sample
 from ppcache.metrics import ssim
 from ppcache.pipelines.loading import load_pipeline
 
-CASES = [("a photo of a cat", 0), ("a handwritten digit 3", 1)]
+CASES = [("a photo of a cat", 0)]  # one case: the test compares two pipelines, not image quality
 STEPS = 20
 
 
