@@ -52,3 +52,29 @@ def sd3_pipe():
     pipe = load_pipeline(path)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+# ---- tests over 30 s must say why (pytest.mark.long); the run lists any that do not ---------------------------
+LONG_SECONDS = 30.0
+_seconds = {}
+_marked = set()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        marker = item.get_closest_marker("long")
+        if marker is not None:
+            if not marker.args:
+                raise pytest.UsageError(f"{item.nodeid}: pytest.mark.long needs a reason")
+            _marked.add(item.nodeid)
+
+
+def pytest_runtest_logreport(report):
+    _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    unmarked = sorted((s, n) for n, s in _seconds.items() if s > LONG_SECONDS and n not in _marked)
+    if unmarked:
+        terminalreporter.write_line(f"tests over {LONG_SECONDS:.0f} s without pytest.mark.long(reason): "
+                                    + ", ".join(f"{n} ({s:.0f} s)" for s, n in reversed(unmarked)))

@@ -194,6 +194,7 @@ def test_bad_prompt_file_exit_code_from_the_command_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.long("a real 2-process paddle.distributed.launch beside a single-process benchmark")
 def test_two_process_launch_equals_single_run(tmp_path, bundled_flux, launch_two):
     """The real launcher on CPU (gloo): 2 ranks, 3 cases (an uneven split); rank 0 merges."""
     configs = os.path.join(ROOT, "configs", "fora.yaml")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ppcache.bench import peers
+from ppcache.bench.peer_families import FluxPeer, flux_block_weights
 from ppcache.errors import ConfigError, PPCacheError
 from ppcache.evaluate import sample
 
@@ -68,8 +69,7 @@ def test_taylorseer_peer_counts_attention_and_mlps_apart(rows, bundled_flux):
     assert row["method"] == "TaylorSeerCache" and row["steps_computed"] == 4
     assert row["blocks_fraction"] == pytest.approx(4 / 6)  # attention ran at 4 of 6 steps
     # ... but the MLPs ran at all six: the compute fraction is the attention's share of 2 steps below 1
-    weights = peers.block_weights(peers.build_peer_pipeline(__import__("diffusers"), bundled_flux).transformer,
-                                  256, 16)
+    weights = flux_block_weights(FluxPeer().build(__import__("diffusers"), bundled_flux).transformer, 256, 16)
     attention = sum(w["attn"] for w in weights) / sum(sum(w.values()) for w in weights)
     assert row["compute_fraction"] == pytest.approx(1 - attention * 2 / 6, rel=1e-6)
 

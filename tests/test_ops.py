@@ -508,6 +508,7 @@ print(float(ops.rel_l1(x, 2 * x).max()), float(ops.rel_l1(x, 3 * x).max()), ops.
     assert (tmp_path / "cache" / "last-failed-build.log").exists()
 
 
+@pytest.mark.long("two processes compile the fused ops from nothing at once: the race only exists on a cold build")
 def test_concurrent_first_builds_share_one_quiet_cached_build(fused, tmp_path):
     """Two processes build into an empty cache at once: both get the fused ops, print nothing, and leave one
     complete cache entry; a third process loads it without compiling."""

@@ -57,39 +57,49 @@ def test_images_follow_prompts(flux_pipe):
     assert red(retina) > 0.3 > 0.1 > red(moon)
 
 
-def test_a_classifier_of_the_training_images_recognises_the_prompted_subject(flux_pipe):
-    """Measured: 58.9% of generated images (28 prompts x 2 seeds) are classified as their prompt's subject
-    by a linear classifier of the training set (chance 3.6%; the classifier scores 73% on real images)."""
+@pytest.fixture(scope="module")
+def subject_images(flux_pipe):
+    """One full-step image per subject (seed 0), shared by the prompt-following and difficulty tests below: the
+    three together are the suite's one long quality run of the bundled model (about 60 s on 2 cores)."""
+    from ppcache.tiny.dataset import default_prompts, subjects
+
+    prompts = default_prompts()
+    return subjects(), prompts, np.stack(generate(flux_pipe, prompts, DEFAULT_STEPS, [0] * len(prompts)))
+
+
+@pytest.fixture(scope="module")
+def classifier():
     from ppcache.tiny.classifier import SubjectClassifier
-    from ppcache.tiny.dataset import prompt_for, subjects
 
-    names = [s for s in subjects() for _ in range(2)]
-    images = generate(flux_pipe, [prompt_for(s) for s in names], DEFAULT_STEPS, [0, 1] * len(subjects()))
-    assert SubjectClassifier().accuracy(np.stack(images), names) > 0.35
+    return SubjectClassifier()  # fitted on the training images (about 10 s)
 
 
-def test_the_ten_digits_follow_their_prompts(flux_pipe):
+@pytest.mark.long("its fixture is the suite's one quality run of the bundled model (28 images, 20 steps), shared with "
+                   "the two tests after it")
+def test_a_classifier_of_the_training_images_recognises_the_prompted_subject(subject_images, classifier):
+    """Measured: 64% of generated images (28 prompts, seed 0; 59% over seeds 0 and 1) are classified as their
+    prompt's subject by a linear classifier of the training set (chance 3.6%; it scores 73% on real images)."""
+    names, _, images = subject_images
+    assert classifier.accuracy(images, names) > 0.35
+
+
+def test_the_ten_digits_follow_their_prompts(subject_images, classifier):
     """Each digit prompt draws its own digit: the classifier names the prompted digit far above the chance of a
-    model that draws one glyph whatever the digit (measured: 63% right on seeds 10-12, all ten digits
-    predicted; the first bundled model drew one glyph for every digit and scored 15%)."""
-    from ppcache.tiny.classifier import SubjectClassifier
-    from ppcache.tiny.dataset import prompt_for
-
-    names = [f"a handwritten digit {d}" for d in range(10) for _ in range(3)]
-    images = np.stack(generate(flux_pipe, [prompt_for(s) for s in names], DEFAULT_STEPS, [10, 11, 12] * 10))
-    classifier = SubjectClassifier()
-    assert len(set(classifier.predict(images).tolist())) >= 6  # not one glyph for every prompt
-    assert classifier.accuracy(images, names) > 0.3
+    model that draws one glyph whatever the digit (measured on seed 0: 70% right, 8 different digits predicted;
+    63% and all ten on seeds 10-12; the first bundled model drew one glyph for every digit and scored 15%)."""
+    names, _, images = subject_images
+    digits = [i for i, name in enumerate(names) if name.startswith("a handwritten digit")]
+    assert len(digits) == 10
+    assert len(set(classifier.predict(images[digits]).tolist())) >= 5  # not one glyph for every prompt
+    assert classifier.accuracy(images[digits], [names[i] for i in digits]) > 0.3
 
 
-def test_fewer_steps_lose_quality(flux_pipe):
-    """Fewer steps drift further from the full-step output, and half the steps is a real loss (measured: 10 of 20
-    steps gives SSIM 0.947, PSNR 28.9 dB; 15 of 20 steps 0.979, 34.3 dB; see docs/foundation.md)."""
-    from ppcache.tiny.dataset import default_prompts
-
-    prompts = default_prompts()[::3]
-    seeds = list(range(len(prompts)))
-    full = generate(flux_pipe, prompts, DEFAULT_STEPS, seeds)
+def test_fewer_steps_lose_quality(flux_pipe, subject_images):
+    """Fewer steps drift further from the full-step output, and half the steps is a real loss (measured on these
+    10 prompts, seed 0: 10 of 20 steps gives SSIM 0.919, PSNR 26.9 dB; 15 of 20 steps 0.973, 32.8 dB)."""
+    _, prompts, images = subject_images
+    chosen = list(range(0, len(prompts), 3))
+    prompts, full, seeds = [prompts[i] for i in chosen], list(images[chosen]), [0] * len(chosen)
     half_ssim, half_psnr = mean_quality(generate(flux_pipe, prompts, DEFAULT_STEPS // 2, seeds), full)
     most_ssim, most_psnr = mean_quality(generate(flux_pipe, prompts, DEFAULT_STEPS * 3 // 4, seeds), full)
     assert half_ssim < most_ssim < 1.0

@@ -108,15 +108,25 @@ def _check_configs(out, configs):
     assert not failures, "; ".join(failures)
 
 
+@pytest.mark.long("every shipped config on two FLUX pipelines (PPDiffusers' and ppcache's): the seed article's users "
+                   "run these")
 def test_every_shipped_flux_config_on_ppdiffusers_flux_pipeline():
     configs = flux_configs()
     out = run_json([os.path.join(DRIVERS, "compare_pipelines.py"), "tiny-flux"] + configs, timeout=1500)
     _check_configs(out, configs)
 
 
+def one_config_per_method():
+    """The shipped configs less their `_fast` / `_quality` variants (the same code with other thresholds)."""
+    return [p for p in flux_configs() if not re.search(r"_(fast|quality|balanced)\.yaml$", p)]
+
+
+@pytest.mark.long("two SD3 pipelines per method, one config per method")
 def test_sd3_configs_on_ppdiffusers_sd3_pipeline():
-    # The ECAD schedule files are searched for tiny-flux's block layout; every other method runs on SD3.
-    configs = [p for p in flux_configs() if not os.path.basename(p).startswith("ecad_")]
+    # Over 30 s (about 90 s): two SD3 pipelines per method. One config per method: this checks PPDiffusers' SD3
+    # pipeline classes, not the thresholds (the SSIM regression runs every config). The ECAD schedule files are
+    # searched for tiny-flux's block layout; every other method runs on SD3.
+    configs = [p for p in one_config_per_method() if not os.path.basename(p).startswith("ecad_")]
     out = run_json([os.path.join(DRIVERS, "compare_pipelines.py"), "tiny-sd3"] + configs, timeout=1500)
     _check_configs(out, configs)
 
@@ -130,6 +140,8 @@ def dit_family_runs():
     return run_json([os.path.join(DRIVERS, "dit_families.py"), ",".join(DIT_FAMILIES)] + flux_configs())
 
 
+@pytest.mark.long("its fixture runs every shipped config on four DiT families of the tree in one subprocess (the first "
+                   "parameter pays it)")
 @pytest.mark.parametrize("family", DIT_FAMILIES)
 def test_every_shipped_config_on_the_source_trees_other_dit_families(family, dit_family_runs):
     # Small random-weight transformers of PPDiffusers' own classes (mechanics only; random weights say nothing of
@@ -158,6 +170,8 @@ def test_every_shipped_config_on_the_source_trees_other_dit_families(family, dit
     assert not failures, "; ".join(failures)
 
 
+@pytest.mark.long("writes PixArt and Wan checkpoints and runs tools/infer.py --compare on each (two Paddle + tree "
+                   "imports)")
 def test_pixart_and_wan_checkpoints_load_and_cache_through_infer(tmp_path):
     # Diffusers-format PixArtAlphaPipeline / WanPipeline directories (written by the driver) load through ppcache's
     # loader into the tree's own pipeline classes; infer --compare caches them (CFG: one batch-2 call per step on

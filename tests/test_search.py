@@ -199,6 +199,7 @@ def test_ranks_exchanging_files_get_the_single_process_objectives(tmp_path):
     np.testing.assert_allclose(again, single)
 
 
+@pytest.mark.long("a real 2-process paddle.distributed.launch beside a single-process search")
 def test_two_process_launch_matches_a_single_process_search(tmp_path):
     """`python -m paddle.distributed.launch --nproc_per_node 2` on CPU: same front files and metrics."""
     import subprocess

@@ -17,6 +17,7 @@ def test_every_shipped_config_has_a_baseline():
     assert len(data["cases"]) >= 8
 
 
+@pytest.mark.long("the CI guard: every shipped config on the 8 baseline cases at 20 steps")
 def test_quality_and_compute_hold(measured):
     data, results = measured
     failures = []

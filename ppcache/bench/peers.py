@@ -2,10 +2,11 @@
 TaylorSeer cache hook, run in torch on the same transformer weights, prompt embeddings and initial noise as
 ppcache's runs.
 
-Needs the optional `parity` extra (torch, diffusers, cache-dit). The peer pipeline is diffusers' own FluxPipeline,
-built from the same diffusers-format directory that ppcache loads; ppcache supplies the prompt embeddings
-(`encode_prompt`) and the packed initial noise (`prepare_latents` with the seed's Paddle generator), so an
-uncached peer run reproduces ppcache's uncached image (the first row returned is that parity check).
+Needs the optional `parity` extra (torch, diffusers, cache-dit). The peer pipeline is diffusers' own FluxPipeline
+or PixArtAlphaPipeline (`peer_families.py`), built from the same diffusers-format directory that ppcache loads;
+ppcache supplies the prompt embeddings (`encode_prompt`) and the initial noise (`prepare_latents` with the seed's
+Paddle generator), so an uncached peer run reproduces ppcache's uncached image (the first row returned is that
+parity check).
 
 - speed-up: the peer's own uncached vs cached wall time in torch: uncached and cached calls interleaved image by
   image (after one untimed warm-up of each), median of the pairs' ratios, as for ppcache's own rows;
@@ -21,14 +22,14 @@ import logging
 import os
 import statistics
 import time
-import types
 from typing import Tuple
 
 import numpy as np
 
 from ..config import DEFAULT_RESOLUTION
-from ..errors import PPCacheError, UnsupportedModelError
+from ..errors import PPCacheError
 from ..metrics import psnr, ssim
+from .peer_families import default_guidance, peer_family
 
 INSTALL_HINT = 'pip install -e ".[parity]"'
 
@@ -142,51 +143,19 @@ def _quiet_cache_dit():
             handler.setLevel(level)
 
 
-# ---- the same inputs as ppcache ------------------------------------------------------------------------------
-def ppcache_inputs(pipe, prompt, seed, height, width):
-    """Prompt embeddings, pooled embeddings and packed initial noise exactly as ppcache's `evaluate.sample`
-    (FluxPipeline.__call__ with `generator=paddle.Generator().manual_seed(seed)`) makes them, as numpy."""
-    import paddle
-
-    embeds, pooled, _ = pipe.encode_prompt(prompt)
-    latents, _ = pipe.prepare_latents(1, height, width, pipe.transformer.dtype,
-                                      generator=paddle.Generator().manual_seed(int(seed)))
-    return (embeds.cast("float32").numpy(), pooled.cast("float32").numpy(), latents.cast("float32").numpy())
-
-
-def _read_pipeline_class(model_path):
-    from ..pipelines.loading import read_model_index
-
-    return read_model_index(model_path).get("_class_name")
-
-
-def build_peer_pipeline(diffusers, model_path, vae=None, scheduler=None):
-    """diffusers' FluxPipeline on the directory's transformer, VAE and scheduler; no text encoders (the prompt
-    embeddings come from ppcache)."""
-    transformer = diffusers.FluxTransformer2DModel.from_pretrained(
-        os.path.join(model_path, "transformer"), low_cpu_mem_usage=False).eval()
-    if vae is None:
-        vae = diffusers.AutoencoderKL.from_pretrained(os.path.join(model_path, "vae"), low_cpu_mem_usage=False).eval()
-    if scheduler is None:
-        scheduler = diffusers.FlowMatchEulerDiscreteScheduler.from_pretrained(os.path.join(model_path, "scheduler"))
-    pipe = diffusers.FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=None, tokenizer=None,
-                                  text_encoder_2=None, tokenizer_2=None, transformer=transformer)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def _component_modules(block, names):
     """Each component's module whose call means the component ran: the attention's query projection (the
     attention module itself may be called and then predicted, as diffusers' TaylorSeer hook does)."""
-    return [block.attn.to_q if name == "attn" else getattr(block, name) for name in names]
+    modules = [getattr(block, name) for name in names]
+    return [getattr(module, "to_q", module) for module in modules]
 
 
 class BlockCounter:
     """Counts transformer calls and, per block component and per call, the components that ran."""
 
-    def __init__(self, transformer, weights):
-        """`weights`: per block, {component name: MACs} (see `block_weights`)."""
-        self.blocks = list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
+    def __init__(self, transformer, blocks, weights):
+        """`blocks`: the transformer's blocks; `weights`: per block, {component name: MACs}, attention first."""
+        self.blocks = blocks
         self.weights = [list(w.values()) for w in weights]
         self.handles = [transformer.register_forward_pre_hook(self._on_transformer)]
         for index, (block, names) in enumerate(zip(self.blocks, weights)):
@@ -226,31 +195,19 @@ class BlockCounter:
             handle.remove()
 
 
-def block_weights(transformer, image_tokens, text_tokens):
-    """Per block, {component: MACs} of one call, from ppcache's FLUX cost model (shapes only), attention first."""
-    from ..adapters.base import BlockIO
-    from ..adapters.flux import FluxAdapter
-
-    config = transformer.config
-    dim = config.num_attention_heads * config.attention_head_dim
-    image = types.SimpleNamespace(shape=(1, image_tokens, dim))
-    text = types.SimpleNamespace(shape=(1, text_tokens, dim))
-    adapter = FluxAdapter(transformer)
-    blocks = list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
-    return [adapter.component_macs(block, BlockIO((image, text), None)) for block in blocks]
-
-
 def _generate(torch, pipe, inputs, steps, height, width, guidance_scale):
-    embeds, pooled, latents = inputs
+    """`inputs`: {call argument: numpy array} (the prompt embeddings and the initial noise) plus the family's own
+    call arguments."""
+    arguments = {name: torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+                 for name, value in inputs.items()}
     start = time.perf_counter()
     with torch.no_grad():
-        out = pipe(prompt_embeds=torch.from_numpy(embeds), pooled_prompt_embeds=torch.from_numpy(pooled),
-                   latents=torch.from_numpy(latents), num_inference_steps=steps, height=height, width=width,
+        out = pipe(**arguments, num_inference_steps=steps, height=height, width=width,
                    guidance_scale=guidance_scale, output_type="np")
     return np.asarray(out.images[0], dtype=np.float64), time.perf_counter() - start
 
 
-def _enable(cache_dit, diffusers, pipe, config: PeerConfig, steps):
+def _enable(cache_dit, diffusers, pipe, config: PeerConfig, steps, family):
     if config.framework == "cache-dit":
         from cache_dit import DBCacheConfig, TaylorSeerCalibratorConfig
 
@@ -267,7 +224,8 @@ def _enable(cache_dit, diffusers, pipe, config: PeerConfig, steps):
 
         pipe.transformer.enable_cache(TaylorSeerCacheConfig(
             cache_interval=config.interval, disable_cache_before_step=TAYLORSEER_WARMUP,
-            max_order=config.taylorseer_order, taylor_factors_dtype=torch.float32))
+            max_order=config.taylorseer_order, taylor_factors_dtype=torch.float32,
+            cache_identifiers=family.taylorseer_identifiers))
     elif config.framework == "diffusers":
         pipe.transformer.enable_cache(diffusers.FirstBlockCacheConfig(threshold=config.threshold))
     else:
@@ -288,7 +246,7 @@ def _order(configs):
 
 
 def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, width=DEFAULT_RESOLUTION, repeats=1,
-              configs=None, guidance_scale=3.5, threads=None, progress=None, ppcache_pipe=None):
+              configs=None, guidance_scale=None, threads=None, progress=None, ppcache_pipe=None):
     """One row per peer config (plus a first row, `UNCACHED_NAME`, the uncached diffusers run's match with the
     ppcache references, `parity: True`, `max_abs_diff`): name, framework, method, steps, compute_fraction,
     blocks_fraction, gmacs, blocks_computed and steps_computed (per image), ssim, ssim_min, psnr, speedup,
@@ -296,7 +254,8 @@ def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, wi
     order; not a scalar, so tables drop it).
 
     `cases`: [(prompt, seed)]; `references`: ppcache's uncached images (float [H, W, 3] in [0, 1]) in the same
-    order, made with the same steps, height and width (`guidance_scale` 3.5 is ppcache's default).
+    order, made with the same steps, height and width (`guidance_scale`: the ppcache pipeline's default when None,
+    as the benchmark's samples).
     `threads`: torch's intra-op threads during the run (default: the same as ppcache's Paddle runs,
     `FLAGS_paddle_num_threads`). `progress(done, total)` is called after every generated image.
     `ppcache_pipe`: an already loaded ppcache pipeline of `model_dir` (only its text encoders and noise are used;
@@ -304,7 +263,7 @@ def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, wi
     torch, diffusers, cache_dit = import_peers()
     from ..config import resolve_model_path
     from ..errors import ConfigError
-    from ..pipelines.loading import load_pipeline
+    from ..pipelines.loading import load_pipeline, read_model_index
 
     cases = [(str(prompt), int(seed)) for prompt, seed in cases]
     if len(references) != len(cases):
@@ -314,12 +273,12 @@ def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, wi
     configs = list(PEER_CONFIGS if configs is None else configs)
     repeats = max(1, int(repeats))
     model_path = resolve_model_path(model_dir)
-    pipeline_class = _read_pipeline_class(model_path)
-    if pipeline_class != "FluxPipeline":
-        raise UnsupportedModelError(f"{model_path}: peers run on FLUX pipelines only, this is {pipeline_class}")
+    family = peer_family(read_model_index(model_path).get("_class_name"), model_path)
 
     pp = load_pipeline(model_path) if ppcache_pipe is None else ppcache_pipe
-    inputs = [ppcache_inputs(pp, prompt, seed, height, width) for prompt, seed in cases]
+    inputs = [dict(family.inputs(pp, prompt, seed, height, width), **family.call_kwargs()) for prompt, seed in cases]
+    weights = family.block_weights(pp.transformer, inputs[0])
+    guidance_scale = default_guidance(pp) if guidance_scale is None else guidance_scale
     del pp
 
     total = len(cases) * (1 + 2 * repeats * len(configs))
@@ -332,14 +291,12 @@ def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, wi
 
     threads = paddle_threads() if threads is None else max(1, int(threads))
     with _quiet_cache_dit(), _torch_threads(torch, threads):
-        base = build_peer_pipeline(diffusers, model_path)
+        base = family.build(diffusers, model_path)
         # The cached runs get their own transformer: cache hooks never touch the uncached pipeline.
-        cached = build_peer_pipeline(diffusers, model_path, vae=base.vae,
-                                     scheduler=diffusers.FlowMatchEulerDiscreteScheduler.from_config(
-                                         base.scheduler.config))
-        weights = block_weights(base.transformer, inputs[0][2].shape[1], inputs[0][0].shape[1])
-        base_counter = BlockCounter(base.transformer, weights)
-        cached_counter = BlockCounter(cached.transformer, weights)
+        cached = family.build(diffusers, model_path, vae=base.vae,
+                              scheduler=type(base.scheduler).from_config(base.scheduler.config))
+        base_counter = BlockCounter(base.transformer, family.blocks(base.transformer), weights)
+        cached_counter = BlockCounter(cached.transformer, family.blocks(cached.transformer), weights)
         try:
             _generate(torch, base, inputs[0], steps, height, width, guidance_scale)  # warm-up
             base_counter.reset()
@@ -356,7 +313,7 @@ def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, wi
             rows = [row]
             for config in _order(configs):
                 rows.append(_run_config(torch, diffusers, cache_dit, config, base, cached, cached_counter, inputs,
-                                        steps, height, width, guidance_scale, references, repeats, tick))
+                                        steps, height, width, guidance_scale, references, repeats, tick, family))
         finally:
             base_counter.remove()
             cached_counter.remove()
@@ -379,8 +336,8 @@ def _row(name, framework, method, steps, images, references, counts, uncached_ti
 
 
 def _run_config(torch, diffusers, cache_dit, config, base, cached, counter, inputs, steps, height, width,
-                guidance_scale, references, repeats, tick):
-    _enable(cache_dit, diffusers, cached, config, steps)
+                guidance_scale, references, repeats, tick, family):
+    _enable(cache_dit, diffusers, cached, config, steps, family)
     try:
         _generate(torch, cached, inputs[0], steps, height, width, guidance_scale)  # warm-up
         counter.reset()

@@ -20,7 +20,7 @@ import ppcache
 from ppcache.config import load_config
 from ppcache.errors import PPCacheError
 
-STEPS = 12
+STEPS = 8
 
 
 def build(family):

@@ -1,0 +1,168 @@
+"""Per pipeline family, how the peers' diffusers pipeline is built on the same directory as ppcache's pipeline and
+fed the same inputs: the prompt embeddings and the initial noise come from ppcache's Paddle pipeline (so an uncached
+peer run reproduces ppcache's uncached image), and the per-block MACs from ppcache's adapter of that family."""
+import inspect
+import json
+import os
+import types
+
+from ..errors import UnsupportedModelError
+
+
+class PeerFamily:
+    pipeline_class = ""  # model_index.json `_class_name` of the ppcache / PPDiffusers pipeline
+    diffusers_pipeline = ""
+    diffusers_transformer = ""
+    empty_components = ()  # the text encoders and tokenizers: the prompt embeddings come from ppcache
+    taylorseer_identifiers = None  # modules diffusers' TaylorSeer hook predicts (None: its default attentions)
+
+    def build(self, diffusers, model_path, vae=None, scheduler=None):
+        """diffusers' pipeline on the directory's transformer, VAE and scheduler (shared when given)."""
+        transformer = self.transformer_class(diffusers).from_pretrained(
+            os.path.join(model_path, "transformer"), low_cpu_mem_usage=False).eval()
+        if vae is None:
+            vae = diffusers.AutoencoderKL.from_pretrained(os.path.join(model_path, "vae"),
+                                                          low_cpu_mem_usage=False).eval()
+        if scheduler is None:
+            scheduler = scheduler_class(diffusers, model_path).from_pretrained(os.path.join(model_path, "scheduler"))
+        pipe = getattr(diffusers, self.diffusers_pipeline)(
+            transformer=transformer, vae=vae, scheduler=scheduler, **{name: None for name in self.empty_components})
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def transformer_class(self, diffusers):
+        """diffusers' transformer class with its cache hooks (`enable_cache` / `disable_cache`)."""
+        cls = getattr(diffusers, self.diffusers_transformer)
+        if hasattr(cls, "enable_cache"):
+            return cls
+        if cls not in _WITH_CACHE:
+            _WITH_CACHE[cls] = _with_cache_hooks(cls)
+        return _WITH_CACHE[cls]
+
+    def inputs(self, pipe, prompt, seed, height, width):
+        """{diffusers call argument: numpy array} exactly as ppcache's pipeline makes them for (prompt, seed)."""
+        raise NotImplementedError
+
+    def call_kwargs(self):
+        return {}
+
+    def blocks(self, transformer):
+        return list(transformer.transformer_blocks)
+
+    def block_weights(self, ppcache_transformer, inputs):
+        """Per block, {component: MACs} of one call (ppcache's cost model of the family, shapes only)."""
+        raise NotImplementedError
+
+
+class FluxPeer(PeerFamily):
+    pipeline_class = diffusers_pipeline = "FluxPipeline"
+    diffusers_transformer = "FluxTransformer2DModel"
+    empty_components = ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")
+
+    def inputs(self, pipe, prompt, seed, height, width):
+        import paddle
+
+        embeds, pooled, _ = pipe.encode_prompt(prompt)
+        latents, _ = pipe.prepare_latents(1, height, width, pipe.transformer.dtype,
+                                          generator=paddle.Generator().manual_seed(int(seed)))
+        return dict(prompt_embeds=_numpy(embeds), pooled_prompt_embeds=_numpy(pooled), latents=_numpy(latents))
+
+    def blocks(self, transformer):
+        return list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
+
+    def block_weights(self, ppcache_transformer, inputs):
+        return flux_block_weights(ppcache_transformer, inputs["latents"].shape[1], inputs["prompt_embeds"].shape[1])
+
+
+class PixArtPeer(PeerFamily):
+    pipeline_class = diffusers_pipeline = "PixArtAlphaPipeline"
+    diffusers_transformer = "PixArtTransformer2DModel"
+    empty_components = ("text_encoder", "tokenizer")
+    # the hook's default patterns end in `attn` (FLUX's blocks); PixArt's attentions are attn1 / attn2
+    taylorseer_identifiers = [r"^transformer_blocks.*attn[12]"]
+
+    def inputs(self, pipe, prompt, seed, height, width):
+        import paddle
+
+        embeds, mask, negative, negative_mask = pipe.encode_prompt(prompt, True, negative_prompt="",
+                                                                   clean_caption=False)
+        latents = pipe.prepare_latents(1, pipe.transformer.config.in_channels, height, width, embeds.dtype,
+                                       paddle.Generator().manual_seed(int(seed)))
+        # both pipelines scale the given noise by init_noise_sigma themselves
+        latents = latents / float(pipe.scheduler.init_noise_sigma)
+        return dict(prompt_embeds=_numpy(embeds), prompt_attention_mask=_numpy(mask, "int64"),
+                    negative_prompt_embeds=_numpy(negative),
+                    negative_prompt_attention_mask=_numpy(negative_mask, "int64"), latents=_numpy(latents))
+
+    def call_kwargs(self):
+        return dict(use_resolution_binning=False, clean_caption=False, negative_prompt=None)
+
+    def block_weights(self, ppcache_transformer, inputs):
+        from ..adapters.pixart import PixArtAdapter
+
+        adapter = PixArtAdapter(ppcache_transformer)
+        adapter.context_tokens = int(inputs["prompt_embeds"].shape[1])
+        latents = inputs["latents"]
+        patch = ppcache_transformer.config.patch_size
+        tokens = (latents.shape[2] // patch) * (latents.shape[3] // patch)
+        width = ppcache_transformer.config.num_attention_heads * ppcache_transformer.config.attention_head_dim
+        image = types.SimpleNamespace(shape=(2, tokens, width))  # classifier-free guidance: a batch of two
+        from ..adapters.base import BlockIO
+
+        return [adapter.component_macs(block, BlockIO((image,), None)) for block in self.blocks(ppcache_transformer)]
+
+
+FAMILIES = (FluxPeer(), PixArtPeer())
+_WITH_CACHE = {}
+
+
+def peer_family(pipeline_class, model_path):
+    for family in FAMILIES:
+        if family.pipeline_class == pipeline_class:
+            return family
+    names = ", ".join(f.pipeline_class for f in FAMILIES)
+    raise UnsupportedModelError(f"{model_path}: peers run on {names} directories, this is {pipeline_class}")
+
+
+def default_guidance(pipe):
+    """The guidance scale a call of ppcache's pipeline uses when none is given (as the benchmark's samples)."""
+    return inspect.signature(type(pipe).__call__).parameters["guidance_scale"].default
+
+
+def scheduler_class(diffusers, model_path):
+    with open(os.path.join(model_path, "scheduler", "scheduler_config.json")) as handle:
+        return getattr(diffusers, json.load(handle)["_class_name"])
+
+
+def flux_block_weights(transformer, image_tokens, text_tokens):
+    """Per FLUX block, {component: MACs} of one call from ppcache's FLUX cost model (shapes only), attention
+    first. `transformer`: ppcache's or diffusers' FLUX transformer (only its config and blocks are read)."""
+    from ..adapters.base import BlockIO
+    from ..adapters.flux import FluxAdapter
+
+    config = transformer.config
+    dim = config.num_attention_heads * config.attention_head_dim
+    image = types.SimpleNamespace(shape=(1, image_tokens, dim))
+    text = types.SimpleNamespace(shape=(1, text_tokens, dim))
+    adapter = FluxAdapter(transformer)
+    blocks = list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
+    return [adapter.component_macs(block, BlockIO((image, text), None)) for block in blocks]
+
+
+def _with_cache_hooks(cls):
+    """`cls` with diffusers' CacheMixin, each call in one cache context (diffusers' hooks support this family's
+    blocks, but its model class lacks the mixin and its pipeline sets no context; the batch holds both
+    classifier-free guidance branches, as the pipeline calls the transformer once per step)."""
+    from diffusers.models.cache_utils import CacheMixin
+
+    def forward(self, *args, **kwargs):
+        if not self.is_cache_enabled:
+            return cls.forward(self, *args, **kwargs)
+        with self.cache_context("cond_uncond"):
+            return cls.forward(self, *args, **kwargs)
+
+    return type(cls.__name__, (CacheMixin, cls), {"forward": forward})
+
+
+def _numpy(tensor, dtype="float32"):
+    return tensor.cast(dtype).numpy()
