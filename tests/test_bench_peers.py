@@ -3,6 +3,7 @@
 CI installs the `parity` extra (`pip install -e ".[cpu,test,parity]"`), so these tests run there; nothing is
 skipped when torch, diffusers or cache-dit is missing: the peer tests then fail on the one-line install error.
 """
+import os
 import sys
 
 import numpy as np
@@ -22,6 +23,9 @@ CONFIGS = [
     # computes steps 0-2 and 4; predicts the attention of steps 3 and 5, while every MLP runs
     peers.PeerConfig("diffusers TaylorSeerCache N=2", "diffusers", "TaylorSeerCache", taylorseer_order=1, interval=2),
 ]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+# train_tiny's smallest run (as tests/test_train_tiny.py): a PixArt directory of the recipe's shapes
+TOY = ["--samples-per-subject", "2", "--iters", "2", "--batch-size", "4", "--threads", "1", "--text-pretrain-iters", "3"]
 KEYS = {"name", "framework", "method", "compute_fraction", "ssim", "psnr", "speedup"}
 
 
@@ -98,3 +102,29 @@ def test_missing_parity_extra_is_a_one_line_error(monkeypatch, bundled_flux, mod
 def test_references_must_match_cases(bundled_flux):
     with pytest.raises(ConfigError, match="reference"):
         peers.peer_rows(bundled_flux, CASES, STEPS, [])
+
+
+PIXART_CONFIGS = [
+    peers.PeerConfig("cache-dit DBCache rdt=0.3", "cache-dit", "DBCache", 0.3),
+    peers.PeerConfig("diffusers FirstBlockCache t=0.3", "diffusers", "FirstBlockCache", 0.3),
+    peers.PeerConfig("diffusers TaylorSeerCache N=2", "diffusers", "TaylorSeerCache", taylorseer_order=1, interval=2),
+]
+
+
+def test_peers_on_a_pixart_directory(tmp_path):
+    """diffusers' PixArtAlphaPipeline on a PixArt-α directory (train_tiny's recipe, a few iterations), fed
+    ppcache's T5 embeddings and noise: the uncached run reproduces ppcache's image, and each peer (cache-dit's
+    PixArt adapter, diffusers' hooks on PixArt's blocks) skips work and changes the image."""
+    import train_tiny
+    from ppcache.pipelines.loading import load_pipeline
+
+    out = tmp_path / "pixart"
+    train_tiny.main(["--arch", "pixart", "--out", str(out), "--self-guidance", "1"] + TOY)
+    pipe = load_pipeline(str(out))
+    references = [sample(pipe, prompt, seed, STEPS)[0] for prompt, seed in CASES]
+    rows = peers.peer_rows(str(out), CASES, STEPS, references, configs=PIXART_CONFIGS, ppcache_pipe=pipe)
+    assert rows[0]["parity"] and rows[0]["max_abs_diff"] < 2e-2 and rows[0]["ssim"] > 0.999
+    assert [row["method"] for row in rows[1:]] == ["DBCache", "FirstBlockCache", "TaylorSeerCache"]
+    for row in rows[1:]:
+        assert 0.0 < row["compute_fraction"] < 1.0, row["name"]
+        assert 0.0 < row["ssim"] < 1.0, row["name"]
