@@ -14,7 +14,8 @@ encoders. tiny-pixart (PixArtAlphaPipeline): PixArt-α's Transformer2DModel on t
 its pretrained, frozen T5, trained with PixArt's DDPM epsilon objective for DPM-Solver++ sampling and real
 classifier-free guidance (--self-guidance 1); experimental: its first full run (1300 iterations) does not sample
 images yet (epsilon error at low and high t, README "Other DiT families"), so it is not bundled. Everything is
-seeded; the run is reproducible on CPU. --autoencoder latent|pixel, --train-text, --image-size 16 and other values of these options are the experiments of docs/foundation.md.
+seeded; the run is reproducible on CPU. --autoencoder latent|pixel, --train-text, --image-size 16 and other values
+of these options are the experiments of docs/foundation.md.
 """
 import argparse
 import os
