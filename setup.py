@@ -37,7 +37,7 @@ setup(
         "cpu": ["paddlepaddle==3.3.1"],
         "search": ["pymoo==0.6.2", "matplotlib"],
         "bench": ["matplotlib"],  # tools/benchmark.py's pareto.png and contact_sheet.png  # ECAD schedule search (tools/search_schedule.py)
-        "test": ["pytest", "scikit-learn", "pymoo==0.6.2", "matplotlib"],
+        "test": ["pytest", "pytest-xdist", "scikit-learn", "pymoo==0.6.2", "matplotlib"],
         # Reference implementations for parity tests and peer comparisons. torch is pinned to the CPU build
         # that this project is tested with; install torch from the CPU index first elsewhere.
         "parity": ["torch==2.13.0", "diffusers==0.36.0", "transformers==4.57.1", "cache-dit==1.5.3"],

@@ -63,13 +63,14 @@ _marked = set()
 def pytest_collection_modifyitems(items):
     for item in items:
         marker = item.get_closest_marker("long")
-        if marker is not None:
-            if not marker.args:
-                raise pytest.UsageError(f"{item.nodeid}: pytest.mark.long needs a reason")
-            _marked.add(item.nodeid)
+        if marker is not None and not marker.args:
+            raise pytest.UsageError(f"{item.nodeid}: pytest.mark.long needs a reason")
 
 
 def pytest_runtest_logreport(report):
+    # reports carry their markers' names (also from pytest-xdist's workers, where collection happens)
+    if "long" in report.keywords:
+        _marked.add(report.nodeid)
     _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
 
 
