@@ -3,7 +3,6 @@
 CI installs the `parity` extra (`pip install -e ".[cpu,test,parity]"`), so these tests run there; nothing is
 skipped when torch, diffusers or cache-dit is missing: the peer tests then fail on the one-line install error.
 """
-import os
 import sys
 
 import numpy as np
@@ -23,9 +22,6 @@ CONFIGS = [
     # computes steps 0-2 and 4; predicts the attention of steps 3 and 5, while every MLP runs
     peers.PeerConfig("diffusers TaylorSeerCache N=2", "diffusers", "TaylorSeerCache", taylorseer_order=1, interval=2),
 ]
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
-# train_tiny's smallest run (as tests/test_train_tiny.py): a PixArt directory of the recipe's shapes
-TOY = ["--samples-per-subject", "2", "--iters", "2", "--batch-size", "4", "--threads", "1", "--text-pretrain-iters", "3"]
 KEYS = {"name", "framework", "method", "compute_fraction", "ssim", "psnr", "speedup"}
 
 
@@ -115,6 +111,8 @@ def test_peers_on_a_pixart_directory(tmp_path):
     """diffusers' PixArtAlphaPipeline on a PixArt-α directory (train_tiny's recipe, a few iterations), fed
     ppcache's T5 embeddings and noise: the uncached run reproduces ppcache's image, and each peer (cache-dit's
     PixArt adapter, diffusers' hooks on PixArt's blocks) skips work and changes the image."""
+    from test_train_tiny import TOY  # train_tiny's smallest run (and tools/ on the path)
+
     import train_tiny
     from ppcache.pipelines.loading import load_pipeline
 

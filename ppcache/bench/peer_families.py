@@ -6,6 +6,11 @@ import json
 import os
 import types
 
+import numpy as np
+
+from ..adapters.base import BlockIO
+from ..adapters.flux import FluxAdapter
+from ..adapters.pixart import PixArtAdapter
 from ..errors import UnsupportedModelError
 
 
@@ -13,6 +18,7 @@ class PeerFamily:
     pipeline_class = ""  # model_index.json `_class_name` of the ppcache / PPDiffusers pipeline
     diffusers_pipeline = ""
     diffusers_transformer = ""
+    adapter_class = None  # ppcache's adapter of the family: its block lists and cost model
     empty_components = ()  # the text encoders and tokenizers: the prompt embeddings come from ppcache
     taylorseer_identifiers = None  # modules diffusers' TaylorSeer hook predicts (None: its default attentions)
 
@@ -47,15 +53,23 @@ class PeerFamily:
         return {}
 
     def blocks(self, transformer):
-        return list(transformer.transformer_blocks)
+        """The blocks of ppcache's or diffusers' transformer of the family (the same module lists)."""
+        return [block for name in self.adapter_class.block_list_names for block in getattr(transformer, name)]
 
     def block_weights(self, ppcache_transformer, inputs):
         """Per block, {component: MACs} of one call (ppcache's cost model of the family, shapes only)."""
+        adapter = self.adapter_class(ppcache_transformer)
+        shapes = self.stream_shapes(adapter, ppcache_transformer.config, inputs)
+        return component_weights(adapter, self.blocks(ppcache_transformer), shapes)
+
+    def stream_shapes(self, adapter, config, inputs):
+        """The shapes of the streams one block call sees, in the adapter's order."""
         raise NotImplementedError
 
 
 class FluxPeer(PeerFamily):
     pipeline_class = diffusers_pipeline = "FluxPipeline"
+    adapter_class = FluxAdapter
     diffusers_transformer = "FluxTransformer2DModel"
     empty_components = ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")
 
@@ -67,15 +81,14 @@ class FluxPeer(PeerFamily):
                                           generator=paddle.Generator().manual_seed(int(seed)))
         return dict(prompt_embeds=_numpy(embeds), pooled_prompt_embeds=_numpy(pooled), latents=_numpy(latents))
 
-    def blocks(self, transformer):
-        return list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
-
-    def block_weights(self, ppcache_transformer, inputs):
-        return flux_block_weights(ppcache_transformer, inputs["latents"].shape[1], inputs["prompt_embeds"].shape[1])
+    def stream_shapes(self, adapter, config, inputs):
+        dim = config.num_attention_heads * config.attention_head_dim
+        return [(1, inputs["latents"].shape[1], dim), (1, inputs["prompt_embeds"].shape[1], dim)]
 
 
 class PixArtPeer(PeerFamily):
     pipeline_class = diffusers_pipeline = "PixArtAlphaPipeline"
+    adapter_class = PixArtAdapter
     diffusers_transformer = "PixArtTransformer2DModel"
     empty_components = ("text_encoder", "tokenizer")
     # the hook's default patterns end in `attn` (FLUX's blocks); PixArt's attentions are attn1 / attn2
@@ -97,19 +110,12 @@ class PixArtPeer(PeerFamily):
     def call_kwargs(self):
         return dict(use_resolution_binning=False, clean_caption=False, negative_prompt=None)
 
-    def block_weights(self, ppcache_transformer, inputs):
-        from ..adapters.pixart import PixArtAdapter
-
-        adapter = PixArtAdapter(ppcache_transformer)
-        adapter.context_tokens = int(inputs["prompt_embeds"].shape[1])
-        latents = inputs["latents"]
-        patch = ppcache_transformer.config.patch_size
-        tokens = (latents.shape[2] // patch) * (latents.shape[3] // patch)
-        width = ppcache_transformer.config.num_attention_heads * ppcache_transformer.config.attention_head_dim
-        image = types.SimpleNamespace(shape=(2, tokens, width))  # classifier-free guidance: a batch of two
-        from ..adapters.base import BlockIO
-
-        return [adapter.component_macs(block, BlockIO((image,), None)) for block in self.blocks(ppcache_transformer)]
+    def stream_shapes(self, adapter, config, inputs):
+        adapter.context_tokens = int(inputs["prompt_embeds"].shape[1])  # the cross-attention's keys and values
+        _, _, height, width = inputs["latents"].shape
+        tokens = (height // config.patch_size) * (width // config.patch_size)
+        # classifier-free guidance: a batch of two
+        return [(2, tokens, config.num_attention_heads * config.attention_head_dim)]
 
 
 FAMILIES = (FluxPeer(), PixArtPeer())
@@ -135,18 +141,18 @@ def scheduler_class(diffusers, model_path):
 
 
 def flux_block_weights(transformer, image_tokens, text_tokens):
-    """Per FLUX block, {component: MACs} of one call from ppcache's FLUX cost model (shapes only), attention
-    first. `transformer`: ppcache's or diffusers' FLUX transformer (only its config and blocks are read)."""
-    from ..adapters.base import BlockIO
-    from ..adapters.flux import FluxAdapter
+    """Per FLUX block, {component: MACs} of one call, attention first. `transformer`: ppcache's or diffusers' FLUX
+    transformer (only its config and blocks are read)."""
+    family = FluxPeer()
+    shapes = family.stream_shapes(None, transformer.config, {"latents": np.empty((1, image_tokens, 0)),
+                                                              "prompt_embeds": np.empty((1, text_tokens, 0))})
+    return component_weights(FluxAdapter(transformer), family.blocks(transformer), shapes)
 
-    config = transformer.config
-    dim = config.num_attention_heads * config.attention_head_dim
-    image = types.SimpleNamespace(shape=(1, image_tokens, dim))
-    text = types.SimpleNamespace(shape=(1, text_tokens, dim))
-    adapter = FluxAdapter(transformer)
-    blocks = list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
-    return [adapter.component_macs(block, BlockIO((image, text), None)) for block in blocks]
+
+def component_weights(adapter, blocks, shapes):
+    """Per block, the adapter's {component: MACs} for streams of these shapes (stand-ins: no tensors)."""
+    io = BlockIO(tuple(types.SimpleNamespace(shape=shape) for shape in shapes), None)
+    return [adapter.component_macs(block, io) for block in blocks]
 
 
 def _with_cache_hooks(cls):
