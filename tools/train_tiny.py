@@ -267,7 +267,7 @@ def make_predict(arch, transformer):
 def train_and_save(pipe, out, args, latents, labels, seed):
     """Trains the transformer (and tiny-flux's text encoders) of `pipe` and writes them to `out`."""
     from ppcache.models.loading import save_module
-    from ppcache.tiny.train import DiffusionEpsilon, RectifiedFlow
+    from ppcache.tiny.train import Diffusion, RectifiedFlow
 
     prompts, groups = prompt_groups()
     train_text = args.arch == "flux" and args.train_text
@@ -276,7 +276,8 @@ def train_and_save(pipe, out, args, latents, labels, seed):
     loss = train_flow(trainable, make_predict(args.arch, pipe.transformer),
                       text_encoding(pipe, args.arch, prompts, train_text), groups, latents, labels,
                       args.iters, args.batch_size, seed, lr=args.lr, self_guidance=args.self_guidance,
-                      objective=DiffusionEpsilon() if args.arch == "pixart" else RectifiedFlow())
+                      objective=(Diffusion(build.PIXART_SCHEDULER["prediction_type"]) if args.arch == "pixart"
+                                 else RectifiedFlow()))
     save_module(pipe.transformer, os.path.join(out, "transformer"), class_name=TRANSFORMER_CLASSES[args.arch])
     if train_text:
         save_text_encoder(pipe.text_encoder, out, "text_encoder", "CLIPTextModel")

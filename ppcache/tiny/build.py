@@ -43,7 +43,8 @@ FLUX_SCHEDULER = {
     "max_image_seq_len": 4096,
 }
 # tiny-pixart: PixArt-α's Transformer2DModel (adaLN-single, caption projection, cross-attention to T5) on the pixels
-# of the identity autoencoder, 2x2 patches (256 tokens at 32x32), trained with PixArt's DDPM epsilon objective.
+# of the identity autoencoder, 2x2 patches (256 tokens at 32x32), trained on PixArt's DDPM schedule with v-prediction
+# (the epsilon objective's first run did not sample images: README "Other DiT families").
 PIXART_CONFIG = {
     "sample_size": 32, "patch_size": 2, "in_channels": 3, "out_channels": 3, "num_layers": 12,
     "num_attention_heads": 2, "attention_head_dim": 32, "cross_attention_dim": 64, "caption_channels": TEXT_DIM,
@@ -51,7 +52,7 @@ PIXART_CONFIG = {
     "activation_fn": "gelu-approximate", "num_embeds_ada_norm": 1000, "attention_bias": True,
 }
 PIXART_SCHEDULER = {"_class_name": "DPMSolverMultistepScheduler", "num_train_timesteps": 1000, "beta_start": 1e-4,
-                    "beta_end": 0.02, "beta_schedule": "linear", "prediction_type": "epsilon", "solver_order": 2,
+                    "beta_end": 0.02, "beta_schedule": "linear", "prediction_type": "v_prediction", "solver_order": 2,
                     "algorithm_type": "dpmsolver++", "lower_order_final": True}
 SD3_SCHEDULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 1.5}
 

@@ -135,17 +135,23 @@ class RectifiedFlow:
         return (1 - s) * x0 + s * noise, paddle.to_tensor(sigma), noise - x0
 
 
-class DiffusionEpsilon:
-    """DDPM (PixArt-α's objective): x_t = sqrt(a_t) x0 + sqrt(1 - a_t) n with the linear beta schedule, target n,
-    t uniform over the 1000 training timesteps; the model sees t."""
+class Diffusion:
+    """DDPM with the linear beta schedule (PixArt-α's): x_t = sqrt(a_t) x0 + sqrt(1 - a_t) n, t uniform over the
+    1000 training timesteps; the model sees t. Target n (`epsilon`, PixArt's) or v = sqrt(a_t) n - sqrt(1 - a_t) x0
+    (`v_prediction`): v keeps the x0 estimate sqrt(a_t) x_t - sqrt(1 - a_t) v well conditioned at high noise,
+    where epsilon's (x_t - sqrt(1 - a_t) n) / sqrt(a_t) multiplies its error by up to 1 / sqrt(a_T) = 160."""
 
-    def __init__(self, beta_start=1e-4, beta_end=0.02, timesteps=1000):
+    def __init__(self, prediction_type="v_prediction", beta_start=1e-4, beta_end=0.02, timesteps=1000):
+        if prediction_type not in ("epsilon", "v_prediction"):
+            raise ValueError(f"prediction_type must be epsilon or v_prediction, got {prediction_type!r}")
+        self.prediction_type = prediction_type
         self.alphas_cumprod = np.cumprod(1.0 - np.linspace(beta_start, beta_end, timesteps))
 
     def noise(self, x0, noise, rng):
         t = rng.integers(0, len(self.alphas_cumprod), x0.shape[0])
         a = paddle.to_tensor(self.alphas_cumprod[t].astype(np.float32)).reshape([-1] + [1] * (x0.ndim - 1))
-        return a.sqrt() * x0 + (1 - a).sqrt() * noise, paddle.to_tensor(t.astype(np.float32)), noise
+        target = noise if self.prediction_type == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * x0
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise, paddle.to_tensor(t.astype(np.float32)), target
 
 
 def train_flow(trainable, predict, encode, groups, latents, labels, iters, batch_size, seed, lr=5e-4,
