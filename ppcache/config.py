@@ -65,6 +65,17 @@ class RunSection:
 
 
 @dataclasses.dataclass
+class ParallelSection:
+    """Several devices: `sequence: N` splits the image tokens across N ranks of
+    `python -m paddle.distributed.launch --nproc_per_node N` (ppcache.parallel; FLUX)."""
+
+    sequence: int = 1
+
+    def validate(self, where):
+        _check_range(f"{where}.sequence", self.sequence, 1, 1024)
+
+
+@dataclasses.dataclass
 class NoCache:
     """No caching: the stock model."""
 
@@ -84,6 +95,7 @@ class PPCacheConfig:
     model: ModelSection = dataclasses.field(default_factory=ModelSection)
     run: RunSection = dataclasses.field(default_factory=RunSection)
     cache: Any = dataclasses.field(default_factory=NoCache)
+    parallel: ParallelSection = dataclasses.field(default_factory=ParallelSection)
 
 
 # ---- validation helpers ---------------------------------------------------------------------------------------
@@ -159,13 +171,14 @@ def config_from_dict(data, source="config"):
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping with model/run/cache sections")
-    allowed = ("model", "run", "cache")
+    allowed = ("model", "run", "cache", "parallel")
     for key in data:
         if key not in allowed:
             raise ConfigError(f"{source}: unknown section {key!r}; allowed sections: {', '.join(allowed)}")
     return PPCacheConfig(model=build_section(ModelSection, data.get("model"), "model"),
                          run=build_section(RunSection, data.get("run"), "run"),
-                         cache=build_cache_section(data.get("cache")))
+                         cache=build_cache_section(data.get("cache")),
+                         parallel=build_section(ParallelSection, data.get("parallel"), "parallel"))
 
 
 def _merge(base, overrides):

@@ -16,6 +16,7 @@ from .adapters import adapter_for
 from .blocks import CachedBlock
 from .components import CachedComponent
 from .context import StepContext, StepTracker
+from .parallel.enable import sequence_context
 from .state import CacheState
 from .stats import CallRecord, RunStats
 
@@ -128,6 +129,10 @@ class CacheEngine:
 
     # ---- per call --------------------------------------------------------------------------------------------
     def _forward(self, *args, **kwargs):
+        with sequence_context(self.transformer):  # indicators all-reduced across ranks (ppcache.parallel)
+            return self._cached_forward(*args, **kwargs)
+
+    def _cached_forward(self, *args, **kwargs):
         ctx = self.tracker.next_call(lambda: self.adapter.timestep_of_call(args, kwargs))
         self.adapter.begin_call(args, kwargs)
         self.call = self._call_state(ctx, CallRecord(ctx.step, ctx.branch, ctx.timestep), self._over_budget(ctx))
@@ -253,6 +258,10 @@ class CacheEngine:
         summary["method"] = self.policy.name
         summary["model_family"] = self.adapter.family
         summary["num_blocks"] = len(self.blocks)
+        group = getattr(self.transformer, "sequence_parallel", None)
+        if group is not None:  # cache_bytes is this rank's store: its shard of the image tokens
+            summary["sequence_parallel"] = {"rank": group.rank, "ranks": group.size,
+                                            "cache_bytes_per_rank": summary["cache_bytes"]}
         return summary
 
 

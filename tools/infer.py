@@ -95,22 +95,31 @@ def main(argv=None):
         start = time.perf_counter()
         pipe = load_pipeline(model_path, paddle_dtype=config.model.dtype, pipeline=config.model.pipeline)
         load_seconds = time.perf_counter() - start
+        rank = 0
+        if config.parallel.sequence > 1:
+            from ppcache.parallel import enable_sequence_parallel
+
+            rank = enable_sequence_parallel(pipe, config.parallel.sequence).rank
         if args.compare and config.cache.method != "none":
             from ppcache.compare import compare, format_report, side_by_side
 
             report, reference, image = compare(pipe, config.run, config.cache, args.repeats)
             seconds = report["cached_seconds"]
             compare_path = output_path(os.path.splitext(config.run.output)[0] + "_compare.png", image)
-            save_output(side_by_side(reference, image), compare_path)
+            if rank == 0:  # every rank holds the same image
+                save_output(side_by_side(reference, image), compare_path)
         else:
             report = None
             ppcache.apply_cache(pipe, config.cache)
             image, seconds = generate(pipe, config.run)
         saved = output_path(config.run.output, image)
-        save_output(image, saved)
+        if rank == 0:
+            save_output(image, saved)
     except ppcache.PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if rank != 0:
+        return 0
     transformer = pipe.transformer
     blocks = len(adapter_for(transformer).block_slots())
     dtype = str(transformer.dtype).replace("paddle.", "")
@@ -120,6 +129,8 @@ def main(argv=None):
     frames = f"  frames: {len(image)}" if isinstance(image, list) else ""
     print(f"steps: {config.run.steps}  resolution: {config.run.width}x{config.run.height}{frames}  "
           f"cache: {config.cache.method}")
+    if config.parallel.sequence > 1:
+        print(f"parallel: image tokens split across {config.parallel.sequence} ranks (sequence parallelism)")
     print(f"wall time: {seconds:.2f} s generation, {load_seconds:.2f} s loading")
     print(f"saved: {saved}")
     if report is not None:
@@ -128,7 +139,8 @@ def main(argv=None):
     elif config.cache.method != "none":
         stats = ppcache.summary(pipe)
         print(f"compute fraction: {stats['compute_fraction']:.3f}; full steps {stats['full_steps']} of "
-              f"{stats['steps']}; cache memory {stats['cache_bytes'] / 1024:.1f} KiB")
+              f"{stats['steps']}; cache memory {stats['cache_bytes'] / 1024:.1f} KiB"
+              + (f" per rank ({config.parallel.sequence} ranks)" if config.parallel.sequence > 1 else ""))
     return 0
 
 

@@ -21,6 +21,7 @@ from ppdiffusers.models.transformer_2d import Transformer2DModelOutput
 from ppdiffusers.models.modeling_utils import ModelMixin
 from ppdiffusers.models.normalization import AdaLayerNormZero
 
+from ..parallel.sequence import current as sequence_group
 from .loading import PretrainedMixin
 
 
@@ -128,7 +129,9 @@ class FluxAttention(nn.Layer):
     def _heads(self, x):
         return x.reshape(x.shape[:2] + [self.heads, self.head_dim])
 
-    def forward(self, hidden_states, encoder_hidden_states=None, image_rotary_emb=None):
+    def forward(self, hidden_states, encoder_hidden_states=None, image_rotary_emb=None, text_len=0):
+        """`text_len`: leading text tokens of a single block's joint sequence (replicated under sequence
+        parallelism; the rest is this rank's image shard)."""
         query = self.norm_q(self._heads(self.to_q(hidden_states)))
         key = self.norm_k(self._heads(self.to_k(hidden_states)))
         value = self._heads(self.to_v(hidden_states))
@@ -138,6 +141,10 @@ class FluxAttention(nn.Layer):
             value = paddle.concat([self._heads(self.add_v_proj(encoder_hidden_states)), value], 1)
         if image_rotary_emb is not None:
             query, key = apply_rope(query, image_rotary_emb), apply_rope(key, image_rotary_emb)
+        group = sequence_group()
+        if group is not None:  # every rank's keys and values, one all-gather
+            text = encoder_hidden_states.shape[1] if self.joint else text_len
+            key, value = group.gather_tokens(paddle.concat([key, value], axis=-1), text).chunk(2, axis=-1)
         out = attention(query, key, value)
         if not self.joint:
             return out
@@ -195,7 +202,7 @@ class FluxSingleTransformerBlock(nn.Layer):
         joint = paddle.concat([encoder_hidden_states, hidden_states], axis=1)
         normed, gate = self.norm(joint, emb=temb)
         mlp = self.act_mlp(self.proj_mlp(normed))
-        attn = self.attn(normed, image_rotary_emb=image_rotary_emb)
+        attn = self.attn(normed, image_rotary_emb=image_rotary_emb, text_len=text_len)
         joint = _clip_fp16(joint + gate.unsqueeze(1) * self.proj_out(paddle.concat([attn, mlp], axis=2)))
         return joint[:, :text_len], joint[:, text_len:]
 
@@ -236,6 +243,7 @@ class FluxTransformer2DModel(PretrainedMixin, ModelMixin, ConfigMixin):
             [FluxSingleTransformerBlock(dim, num_attention_heads, attention_head_dim) for _ in range(num_single_layers)])
         self.norm_out = AdaLayerNormContinuous(dim, dim, eps=1e-6)
         self.proj_out = nn.Linear(dim, patch_size * patch_size * self.out_channels)
+        self.sequence_parallel = None  # ppcache.parallel.enable_sequence_parallel sets a group
 
     def embed(self, hidden_states, encoder_hidden_states, pooled_projections, timestep, img_ids, txt_ids, guidance):
         """Everything before the blocks: (hidden, encoder_hidden, temb, rope)."""
@@ -271,6 +279,29 @@ class FluxTransformer2DModel(PretrainedMixin, ModelMixin, ConfigMixin):
     ):
         hidden_states, encoder_hidden_states, temb, rope = self.embed(
             hidden_states, encoder_hidden_states, pooled_projections, timestep, img_ids, txt_ids, guidance)
+        group = self.sequence_parallel
+        if group is None:
+            output = self._blocks(hidden_states, encoder_hidden_states, temb, rope, joint_attention_kwargs,
+                                  controlnet_block_samples, controlnet_single_block_samples, controlnet_blocks_repeat)
+        else:
+            group.check_tokens(hidden_states.shape[1])
+            text_len = encoder_hidden_states.shape[1]
+            rope = tuple(paddle.concat([r[:text_len], group.shard(r[text_len:], axis=0)]) for r in rope)
+            shard = [group.shard(s) for s in controlnet_block_samples] if controlnet_block_samples else None
+            single = ([group.shard(s) for s in controlnet_single_block_samples]
+                      if controlnet_single_block_samples else None)
+            with group.active():
+                output = self._blocks(group.shard(hidden_states), encoder_hidden_states, temb, rope,
+                                      joint_attention_kwargs, shard, single, controlnet_blocks_repeat)
+            output = group.gather(output)
+        if not return_dict:
+            return (output,)
+        return Transformer2DModelOutput(sample=output)
+
+    def _blocks(self, hidden_states, encoder_hidden_states, temb, rope, joint_attention_kwargs,
+                controlnet_block_samples, controlnet_single_block_samples, controlnet_blocks_repeat):
+        """The blocks and the head: the output tokens of `hidden_states` (this rank's shard under sequence
+        parallelism)."""
         for index, block in enumerate(self.transformer_blocks):
             encoder_hidden_states, hidden_states = block(
                 hidden_states=hidden_states, encoder_hidden_states=encoder_hidden_states, temb=temb,
@@ -289,7 +320,4 @@ class FluxTransformer2DModel(PretrainedMixin, ModelMixin, ConfigMixin):
             if controlnet_single_block_samples is not None:
                 interval = -(-len(self.single_transformer_blocks) // len(controlnet_single_block_samples))
                 hidden_states = hidden_states + controlnet_single_block_samples[index // interval]
-        output = self.head(hidden_states, temb)
-        if not return_dict:
-            return (output,)
-        return Transformer2DModelOutput(sample=output)
+        return self.head(hidden_states, temb)

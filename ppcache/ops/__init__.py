@@ -5,9 +5,15 @@ This module is the single entry point the engine uses. Each function runs a fuse
 with CUDA), compiled on first use and cached (see build.py). When the operators cannot be built, when
 PPCACHE_OPS=eager is set, or for inputs the kernels do not take, the same function runs the eager Paddle
 reference in fallback.py, with the same semantics.
+
+Under sequence parallelism (ppcache.parallel) the indicators (rel_l1, channel_cosine, all_finite) are reduced
+across the ranks: every rank gets the value of the whole token sequence and so takes the same decision.
 """
 import os
 
+import paddle
+
+from ..parallel.sequence import current as sequence_group
 from . import build, fallback
 
 BACKENDS = ("auto", "fused", "eager")
@@ -97,6 +103,11 @@ def taylor_eval_add(base, factors, coefficients):
 
 def rel_l1(value, reference, per_sample=True):
     """mean|value - reference| / mean|reference| in fp32; per sample ([B]) or a scalar."""
+    group = sequence_group()
+    if group is not None:  # both means over every rank's tokens (equal shards), then the ratio
+        diff, ref = fallback.abs_means(value, reference, per_sample)
+        diff, ref = group.mean(paddle.stack([diff, ref])).unbind(0)
+        return diff / (ref + 1e-12)
     impl = _impl()
     if impl is not None:
         out = impl.rel_l1(value, reference, per_sample)
@@ -107,19 +118,21 @@ def rel_l1(value, reference, per_sample=True):
 
 def channel_cosine(a, b, channels=None):
     """Per-sample mean over tokens of the cosine between a and b on the first `channels` channels, fp32."""
-    impl = _impl()
+    impl, out = _impl(), NotImplemented
     if impl is not None:
         out = impl.channel_cosine(a, b, channels)
-        if out is not NotImplemented:
-            return out
-    return fallback.channel_cosine(a, b, channels)
+    if out is NotImplemented:
+        out = fallback.channel_cosine(a, b, channels)
+    group = sequence_group()
+    return out if group is None else group.mean(out)  # a mean over tokens: equal shards average exactly
 
 
 def all_finite(tensors):
     """One device-side flag for a list of tensors (callers fold it into their single host sync)."""
-    impl = _impl()
+    impl, out = _impl(), NotImplemented
     if impl is not None:
         out = impl.all_finite(tensors)
-        if out is not NotImplemented:
-            return out
-    return fallback.all_finite(tensors)
+    if out is NotImplemented:
+        out = fallback.all_finite(tensors)
+    group = sequence_group()
+    return out if group is None else group.all_true(out)

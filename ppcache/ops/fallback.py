@@ -30,11 +30,16 @@ def taylor_eval_add(base, factors, coefficients):
     return out
 
 
-def rel_l1(value, reference, per_sample=True):
-    """mean|value - reference| / mean|reference| in fp32; per sample ([B]) or a scalar."""
+def abs_means(value, reference, per_sample=True):
+    """(mean|value - reference|, mean|reference|) in fp32; per sample ([B]) or scalars."""
     axes = list(range(1, value.ndim)) if per_sample else None
     diff = (value.astype("float32") - reference.astype("float32")).abs().mean(axis=axes)
-    ref = reference.astype("float32").abs().mean(axis=axes)
+    return diff, reference.astype("float32").abs().mean(axis=axes)
+
+
+def rel_l1(value, reference, per_sample=True):
+    """mean|value - reference| / mean|reference| in fp32; per sample ([B]) or a scalar."""
+    diff, ref = abs_means(value, reference, per_sample)
     return diff / (ref + 1e-12)
 
 

@@ -5,6 +5,7 @@ import time
 import paddle
 
 from ..errors import ConfigError
+from ..parallel.enable import check_sequence_tokens
 
 
 VIDEO_PIPELINES = ("WanPipeline", "HunyuanVideoPipeline", "CogVideoXPipeline")
@@ -29,6 +30,7 @@ def check_resolution(pipe, height, width):
     for key, value in (("height", height), ("width", width)):
         if value % unit:
             raise ConfigError(f"run.{key} must be a multiple of {unit} for this model, got {value}")
+    check_sequence_tokens(pipe, height, width)
 
 
 def is_flux(pipe):
