@@ -13,6 +13,7 @@ card, it is one collective per attention, and Paddle has it on every backend (gl
 import contextlib
 import contextvars
 import os
+import time
 
 import paddle
 
@@ -52,6 +53,7 @@ class SequenceParallel:
         self._dist = dist
         self.gathers = 0  # attention all-gathers run (K and V count one)
         self.reduces = 0  # indicator all-reduces run
+        self.seconds = {"gather": 0.0, "reduce": 0.0}  # wall time inside each kind of collective
 
     @contextlib.contextmanager
     def active(self):
@@ -74,8 +76,9 @@ class SequenceParallel:
 
     def gather(self, x, axis=1):
         """The shards of every rank, concatenated in rank order along `axis`."""
-        parts = []
+        parts, start = [], time.perf_counter()
         self._dist.all_gather(parts, x.contiguous() if hasattr(x, "contiguous") else x)
+        self.seconds["gather"] += time.perf_counter() - start
         return paddle.concat(parts, axis=axis)
 
     def gather_tokens(self, x, text_len):
@@ -87,14 +90,18 @@ class SequenceParallel:
 
     def mean(self, x):
         """The mean over ranks of `x` (same shape on every rank), in float32."""
-        self.reduces += 1
         total = x.astype("float32").clone()
-        self._dist.all_reduce(total)
+        self._all_reduce(total, self._dist.ReduceOp.SUM)
         return total / self.size
 
     def all_true(self, flag):
         """True on every rank only when `flag` is true on every rank."""
-        self.reduces += 1
         total = flag.astype("float32").reshape([-1]).clone()
-        self._dist.all_reduce(total, op=self._dist.ReduceOp.MIN)
+        self._all_reduce(total, self._dist.ReduceOp.MIN)
         return total > 0.5
+
+    def _all_reduce(self, tensor, op):
+        self.reduces += 1
+        start = time.perf_counter()
+        self._dist.all_reduce(tensor, op=op)
+        self.seconds["reduce"] += time.perf_counter() - start

@@ -7,6 +7,8 @@ decision log, the compute fraction and the cache bytes per rank.
 
     python -m paddle.distributed.launch --nproc_per_node 2 tests/distributed/sequence_parallel_worker.py OUT \
         STEPS CONFIG...
+
+STEPS given as `fail:R` instead: rank R raises in its third transformer call, the others are mid-generation.
 """
 import json
 import os
@@ -55,13 +57,30 @@ def transformer_parity(pipe, group):
     return float(np.abs(single - parallel).max())
 
 
+def fail_on_third_call(pipe, rank):
+    forward, calls = pipe.transformer.forward, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError(f"rank {rank} failed on purpose in its third transformer call")
+        return forward(*args, **kwargs)
+    pipe.transformer.forward = failing
+
+
 def main():
-    out, steps, configs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    out, steps, configs = sys.argv[1], sys.argv[2], sys.argv[3:]
     paddle.base.core.set_num_threads(1)
     pipe = load_pipeline(resolve_model_path("tiny-flux"))
     group = enable_sequence_parallel(pipe, 2)
+    if steps.startswith("fail:"):
+        if group.rank == int(steps.split(":")[1]):
+            fail_on_third_call(pipe, group.rank)
+        generate(pipe, RunSection(steps=8))
+        return
     result = {"rank": group.rank, "transformer_max_abs_diff": transformer_parity(pipe, group), "configs": {}}
-    run = RunSection(steps=steps, prompt="a photo of a cat", seed=3)
+    run = RunSection(steps=int(steps), prompt="a photo of a cat", seed=3)
+    uncached, _ = generate(pipe, run)
     for path in configs:
         cache = load_config(path).cache
         disable_sequence_parallel(pipe)
@@ -77,6 +96,9 @@ def main():
             "max_abs_diff": float(np.abs(a - b).max()), "ssim": float(ssim(parallel, single)),
             "decisions": parallel_log, "single_decisions": single_log, "compute_fraction": stats["compute_fraction"],
             "sequence_parallel": stats.get("sequence_parallel"), "gathers": group.gathers, "reduces": group.reduces}
+    restored, _ = generate(pipe, run)
+    result["restored_max_abs_diff"] = float(np.abs(np.asarray(restored, dtype=np.float32)
+                                                   - np.asarray(uncached, dtype=np.float32)).max())
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, f"rank{group.rank}.json"), "w") as handle:
         json.dump(result, handle)
