@@ -12,6 +12,7 @@ from .api import (  # noqa: E402
     remove_cache,
     summary,
 )
+from .compiled import compile_blocks, uncompile_blocks  # noqa: E402
 from .config import load_config  # noqa: E402
 from .parallel import disable_sequence_parallel, enable_sequence_parallel  # noqa: E402
 from .pipelines.exports import FluxPipeline, StableDiffusion3Pipeline  # noqa: E402
@@ -36,7 +37,7 @@ __version__ = "0.1.0"
 __all__ = [
     "apply_cache", "remove_cache", "summary", "generation", "load_config", "FluxPipeline", "StableDiffusion3Pipeline",
     "apply_sort_block", "apply_teablockcache", "apply_firstblock_taylor",
-    "enable_sequence_parallel", "disable_sequence_parallel",
+    "enable_sequence_parallel", "disable_sequence_parallel", "compile_blocks", "uncompile_blocks",
     "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig", "TeaCacheConfig", "DBCacheConfig",
     "BlockDanceConfig", "TaylorSeerConfig", "FORAConfig", "PABConfig", "TGateConfig", "ScheduleConfig", "DeepCacheConfig",
     "CheckpointError", "ConfigError", "PPCacheError", "UnsupportedModelError", "__version__",

@@ -29,6 +29,7 @@ class ModelSection:
     path: str = "tiny-flux"  # bundled name (tiny-flux, tiny-sd3) or a diffusers-format pipeline directory
     dtype: str = "float32"  # float32, float16 or bfloat16 (on a CPU-only Paddle build bf16 weights compute in fp32)
     pipeline: str = "ppcache"  # ppcache's pipeline classes, or the installed PPDiffusers' own (ppdiffusers)
+    compile: bool = False  # every transformer block under paddle.jit.to_static (ppcache.compiled)
 
     def validate(self, where):
         _check_choice(f"{where}.dtype", self.dtype, ("float32", "float16", "bfloat16"))

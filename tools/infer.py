@@ -100,6 +100,8 @@ def main(argv=None):
             from ppcache.parallel import enable_sequence_parallel
 
             rank = enable_sequence_parallel(pipe, config.parallel.sequence).rank
+        if config.model.compile:
+            ppcache.compile_blocks(pipe)
         if args.compare and config.cache.method != "none":
             from ppcache.compare import compare, format_report, side_by_side
 
