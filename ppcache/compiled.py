@@ -26,6 +26,14 @@ def is_compiled(block):
     return COMPILED_MARK in block.__dict__
 
 
+def check_block_level(policy):
+    """Compiled blocks take block-level methods only: a component-level one would be traced into the graph."""
+    if policy.component_level:
+        raise PPCacheError(f"{policy.name} caches parts of blocks, which compiled blocks cannot: drop model.compile "
+                           "(or ppcache.uncompile_blocks) or use a block-level method (fbcache, dbcache, teacache, "
+                           "sortblock, ...)")
+
+
 def compile_blocks(target):
     """Compiles the forward of every block of `target` (a pipeline or its transformer); returns how many."""
     from .api import engine_of
@@ -34,9 +42,8 @@ def compile_blocks(target):
     if getattr(transformer, "sequence_parallel", None) is not None:
         raise PPCacheError("model.compile is not supported with parallel.sequence yet: drop one of them")
     engine = engine_of(transformer)
-    if engine is not None and engine.policy.component_level:
-        raise PPCacheError(f"{engine.policy.name} caches parts of blocks, which a compiled block cannot: use "
-                           "model.compile with a block-level method (fbcache, dbcache, teacache, taylorseer, ...)")
+    if engine is not None:
+        check_block_level(engine.policy)
     for block in blocks:
         if not is_compiled(block):
             if STATIC_FORWARD not in block.__dict__:

@@ -16,8 +16,7 @@ from .adapters import adapter_for
 from .blocks import CachedBlock
 from .components import CachedComponent
 from .context import StepContext, StepTracker
-from .compiled import COMPILED_MARK
-from .errors import PPCacheError
+from .compiled import check_block_level, is_compiled
 from .parallel.enable import sequence_context
 from .state import CacheState
 from .stats import CallRecord, RunStats
@@ -98,9 +97,8 @@ class CacheEngine:
 
     # ---- install / remove ------------------------------------------------------------------------------------
     def install(self):
-        if self.policy.component_level and any(COMPILED_MARK in block.__dict__ for _, _, block in self.slots):
-            raise PPCacheError(f"{self.policy.name} caches parts of blocks, which compiled blocks cannot: call "
-                               "ppcache.uncompile_blocks first or drop model.compile")
+        if any(is_compiled(block) for _, _, block in self.slots):
+            check_block_level(self.policy)
         for index, (container, key, block) in enumerate(self.slots):
             _put(container, key, CachedBlock(block, index, self))
             if self.policy.component_level:

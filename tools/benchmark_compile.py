@@ -50,16 +50,19 @@ def main(argv=None):
     import numpy as np
 
     import ppcache
+    from ppcache.compiled import check_block_level
     from ppcache.policies import policy_for
     from ppcache.timing import TimingRun
 
     run = TimingRun(args.steps, args.tokens)
     caches = [("stock", None)] + [(os.path.basename(p), ppcache.load_config(p).cache) for p in args.configs]
-    for _, cache in caches:
-        if cache is not None and policy_for(cache).component_level:
-            print(f"error: {cache.method} caches parts of blocks, which compiled blocks cannot: pick block-level "
-                  "configs (fbcache, dbcache, teacache, sortblock, ...)", file=sys.stderr)
-            return 2
+    try:
+        for _, cache in caches:
+            if cache is not None:
+                check_block_level(policy_for(cache))
+    except ppcache.PPCacheError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     ppcache.compile_blocks(run.model)
     run.generate(False)  # traces every block once
     ppcache.uncompile_blocks(run.model)
