@@ -357,8 +357,9 @@ def resume(args, start):
             shutil.rmtree(args.out)
         shutil.copytree(args.resume, args.out)
     pipe = load_pipeline(args.out)
+    # the VAE records the training image size (PixArt's pipeline has no default_sample_size)
     images, labels = dataset.build_dataset(args.samples_per_subject, seed=args.seed,
-                                           image_size=pipe.default_sample_size, digit_shift=args.digit_shift,
+                                           image_size=pipe.vae.config.sample_size, digit_shift=args.digit_shift,
                                            digit_repeats=args.digit_repeats)
     vae = pipe.vae
     latents = ((encode_latents(vae, images) - vae.config.shift_factor) * vae.config.scaling_factor).astype(np.float32)
