@@ -42,6 +42,8 @@ def run_main(argv, capsys):
     ("model:\n  path: /no/such/model\n", [], "model directory not found: /no/such/model"),
     ("", ["--height", "31"], "run.height must be a multiple of 2"),
     ("", ["--model", "/tmp"], "has no model_index.json"),
+    ("model:\n  compile: true\ncache:\n  method: pab\n", [], "pab caches parts of blocks"),
+    ("model:\n  compile: 1\n", [], "model.compile must be bool"),
 ])
 def test_bad_input_exits_2_without_output(tmp_path, capsys, yaml_text, extra, pattern, bundled_flux):
     config = tmp_path / "c.yaml"
