@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from ppcache.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "distributed", "sequence_parallel_worker.py")
+BENCHMARK = os.path.join(ROOT, "tools", "benchmark.py")
 CONFIGS = ["dbcache_fast", "sortblock", "teacache", "taylorseer", "firstblock_taylor_fast", "fora"]
 LAUNCH_TIMEOUT = 300  # seconds: a hang fails the test instead of the suite
 
@@ -84,3 +86,29 @@ def test_parallel_section_is_validated(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+@pytest.mark.long("two launches of the benchmark on two ranks (6 variants, then one resumed)")
+def test_benchmark_runs_sequence_parallel_and_resumes_in_step(tmp_path):
+    config = tmp_path / "teacache_sp.yaml"
+    config.write_text((Path(ROOT) / "configs" / "teacache.yaml").read_text() + "\nparallel:\n  sequence: 2\n")
+    args = ["--configs", config, "--num-prompts", 1, "--steps", 8, "--repeats", 1, "--out", tmp_path / "out",
+            "--no-progress"]
+    code, logs = launch(tmp_path, BENCHMARK, *args)
+    assert code == 0, logs[0][-3000:]
+    assert "sequence-parallel" in logs[0]
+    rows = {row["name"]: row for row in json.loads((tmp_path / "out" / "results.json").read_text())["rows"]}
+    assert rows["teacache_sp"]["compute_fraction"] < 1.0
+    records = sorted((tmp_path / "out" / "records").glob("teacache_sp-*/*.json"))
+    mirrors = [tmp_path / "out" / "sequence-ranks" / "1" / p.relative_to(tmp_path / "out") for p in records]
+    assert records and all(m.exists() for m in mirrors)  # every rank ran every generation
+    first, second = json.loads(records[0].read_text()), json.loads(mirrors[0].read_text())
+    assert first["ssim"] == second["ssim"] and first["compute_fraction"] == second["compute_fraction"]
+    # rank 1 lost a result: both ranks redo it together (no hang), the rest is skipped on both
+    kept = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "records").glob("*/*.json") if p != records[0]}
+    mirrors[0].unlink()
+    code, logs = launch(tmp_path, BENCHMARK, *args)
+    assert code == 0, logs[0][-3000:]
+    assert mirrors[0].exists()
+    assert json.loads(records[0].read_text())["ssim"] == first["ssim"]
+    assert all(p.stat().st_mtime_ns == mtime for p, mtime in kept.items())

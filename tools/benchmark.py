@@ -16,6 +16,10 @@ Prompt files: .txt (one prompt a line, # comments), .jsonl ({"prompt": ..., "see
 prompt or caption column); default: the bundled set. Several processes or machines (shared OUT):
 
     python -m paddle.distributed.launch --nproc_per_node 2 tools/benchmark.py --configs configs/*.yaml
+
+Configs with `parallel: {sequence: N}` (all the same N, launched with N processes) run every generation
+sequence-parallel across the ranks instead: each rank keeps its own store (rank 0 in OUT, the others under
+OUT/sequence-ranks/), the ranks agree on what is already done, and rank 0 reports.
 """
 import argparse
 import os
@@ -92,6 +96,31 @@ def write_plots(out, rows, sheet, title):
     return paths
 
 
+def sequence_parallel(pipe, configs, height, width):
+    """The rank group when the configs ask for sequence parallelism (all the same size), else None."""
+    from ppcache.errors import ConfigError
+    from ppcache.parallel import enable_sequence_parallel
+    from ppcache.parallel.enable import check_sequence_tokens
+
+    sizes = {config.parallel.sequence for _, config in configs}
+    if len(sizes) > 1:
+        raise ConfigError(f"the configs ask for different parallel.sequence sizes {sorted(sizes)}: benchmark "
+                          "configs of one size together")
+    size = sizes.pop()
+    if size == 1:
+        return None
+    group = enable_sequence_parallel(pipe, size)
+    check_sequence_tokens(pipe, height, width)
+    return group
+
+
+def agreement(group):
+    """Whether every rank has a result on disk (one MIN all-reduce)."""
+    import paddle
+
+    return lambda flag: bool(group.all_true(paddle.to_tensor([flag])).item())
+
+
 def main(argv=None):
     args = parse_args(argv)
     import ppcache
@@ -112,6 +141,7 @@ def main(argv=None):
         model_dir = resolve_model_path(args.model or first.model.path)
         steps, height, width = args.steps or first.run.steps, first.run.height, first.run.width
         pipe = load_pipeline(model_dir, pipeline=args.pipeline or first.model.pipeline)
+        sequence = sequence_parallel(pipe, configs, height, width)
     except ppcache.PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -123,16 +153,24 @@ def main(argv=None):
                     steps=steps, height=height, width=width,
                     prompts=prompts_name, num_prompts=len({p for p, _ in cases}), seeds=sorted({s for _, s in cases}),
                     cases=len(cases), repeats=args.repeats, world_size=world,
+                    sequence_parallel=sequence.size if sequence is not None else 1,
                     overhead_tokens=args.overhead_tokens if args.overhead else None)
     if rank == 0:
         print(f"model {settings['model']} ({settings['pipeline']} pipeline), {steps} steps, {height}x{width}, {settings['num_prompts']} prompts "
               f"({prompts_name}) x seeds {settings['seeds']} = {len(cases)} images per config, "
-              f"{len(variants)} variants, timing {args.repeats} pairs, {world} process(es), out {args.out}",
+              f"{len(variants)} variants, timing {args.repeats} pairs, {world} process(es)"
+              f"{' sequence-parallel' if sequence is not None else ''}, out {args.out}",
               flush=True)
-    bench = Benchmark(pipe, Store(args.out, model_dir, height, width), variants, cases, steps, height, width,
-                      args.repeats, rank, world, overhead_tokens=args.overhead_tokens if args.overhead else None,
+    if sequence is None:
+        store, share = Store(args.out, model_dir, height, width), (rank, world)
+    else:  # every rank runs every generation, on its own store
+        out = args.out if rank == 0 else os.path.join(args.out, "sequence-ranks", str(rank))
+        store, share = Store(out, model_dir, height, width, agree=agreement(sequence)), (0, 1)
+    bench = Benchmark(pipe, store, variants, cases, steps, height, width, args.repeats, *share,
+                      overhead_tokens=args.overhead_tokens if args.overhead else None,
                       progress=rank == 0 and not args.no_progress)
     bench.run()
+    store.agree = None  # the generations are done: rank 0 reports alone from its own store
     if rank != 0:
         return 0
     rows = bench.merge()

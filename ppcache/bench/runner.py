@@ -6,7 +6,6 @@ and writes one file per result (ppcache.bench.store); what is already on disk is
 run resumes. Rank 0 then calls `merge()`, which waits for every file and returns one row per variant.
 """
 import dataclasses
-import os
 
 from ..api import apply_cache, remove_cache, summary
 from ..evaluate import sample
@@ -96,7 +95,7 @@ class Benchmark:
         """The uncached image of case `index`, generated once and kept under refs/."""
         prompt, seed = self.cases[index]
         path = self.store.reference(prompt, seed, self.steps)
-        if os.path.exists(path):
+        if self.store.exists(path):
             return files.read_image(path)
         remove_cache(self.pipe)
         image = sample(self.pipe, prompt, seed, self.steps, self.height, self.width)[0]
@@ -113,7 +112,7 @@ class Benchmark:
         return [files.read_json(path) for path in paths]
 
     def _measure(self, variant, indices):
-        todo = [i for i in indices if not os.path.exists(self.store.record(variant, self.cases[i]))]
+        todo = [i for i in indices if not self.store.exists(self.store.record(variant, self.cases[i]))]
         self.bar.update(len(indices) - len(todo))
         if not todo:
             return
@@ -165,7 +164,7 @@ class Benchmark:
     def _time(self, variant):
         """Uncached and cached generations of the first case, interleaved `repeats` times."""
         path = self._timing_path(variant)
-        if os.path.exists(path):
+        if self.store.exists(path):
             self.bar.update(self.repeats)
             return
         prompt, seed = self.cases[0]
@@ -185,7 +184,7 @@ class Benchmark:
     def _overhead(self, variant):
         """Stock vs cached time and compute fraction on the FLUX-shaped timing model (ppcache.timing)."""
         path = self._overhead_path(variant)
-        if not os.path.exists(path):
+        if not self.store.exists(path):
             from ..timing import TimingRun
 
             if self._timing_run is None:

@@ -42,9 +42,16 @@ def atomic(path, write):
 
 
 class Store:
-    def __init__(self, out, model_dir, height, width):
+    def __init__(self, out, model_dir, height, width, agree=None):
+        """`agree(flag) -> bool`: under sequence parallelism every rank keeps its own store and must skip the same
+        work, so whether a result is on disk is agreed by all ranks (true only when every rank has it)."""
         self.out = out
         self.context = (model_fingerprint(model_dir), height, width)
+        self.agree = agree
+
+    def exists(self, path):
+        here = os.path.exists(path)
+        return here if self.agree is None else self.agree(here)
 
     def variant_key(self, variant):
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", variant.name)
