@@ -317,11 +317,11 @@ def main(argv=None):
         vae = build.new_vae(args.seed, pixel=pixel)
         train_vae(vae, images, args.vae_iters, 16 if pixel else 32, args.seed, mid_attention=not pixel)
     raw = encode_latents(vae, images)
-    if not args.vae_from:
-        # PixArt's pipeline decodes latents / scaling_factor: it has no shift
-        shift = 0.0 if args.arch == "pixart" else float(raw.mean())
-        scale = float(1.0 / raw.std())
-        vae.register_to_config(shift_factor=shift, scaling_factor=scale, sample_size=args.image_size)
+    if args.arch == "pixart":  # PixArt's pipeline decodes latents / scaling_factor: it has no shift
+        vae.register_to_config(shift_factor=0.0, scaling_factor=float(1.0 / raw.std()), sample_size=args.image_size)
+    elif not args.vae_from:
+        vae.register_to_config(shift_factor=float(raw.mean()), scaling_factor=float(1.0 / raw.std()),
+                               sample_size=args.image_size)
     latents = ((raw - vae.config.shift_factor) * vae.config.scaling_factor).astype(np.float32)
     print(f"latents {latents.shape} shift {vae.config.shift_factor:.4f} scale {vae.config.scaling_factor:.4f}",
           flush=True)
@@ -333,7 +333,8 @@ def main(argv=None):
     build.write_json(os.path.join(out, "scheduler", "scheduler_config.json"), scheduler)
     write_text_side(out, args.arch, args.seed)
 
-    transformer = build.new_transformer(args.arch, args.seed, vae.config.latent_channels)
+    transformer = build.new_transformer(args.arch, args.seed, vae.config.latent_channels,
+                                        latent_size=latents.shape[-1])
     save_module(transformer, os.path.join(out, "transformer"), class_name=TRANSFORMER_CLASSES[args.arch])  # untrained
     pipe = load_pipeline(out)
     if args.text_pretrain_iters and args.arch == "flux":

@@ -125,7 +125,8 @@ def new_vae(seed, pixel=False):
     return build_module(AutoencoderKL, PIXEL_VAE_CONFIG if pixel else VAE_CONFIG)
 
 
-def new_transformer(arch, seed, latent_channels):
+def new_transformer(arch, seed, latent_channels, latent_size=32):
+    """`latent_size`: PixArt's sample_size, the latent side its pipeline generates by default."""
     from ..models.loading import build_module
 
     paddle.seed(seed)
@@ -137,7 +138,7 @@ def new_transformer(arch, seed, latent_channels):
         from ppdiffusers import Transformer2DModel
 
         return build_module(Transformer2DModel, dict(PIXART_CONFIG, in_channels=latent_channels,
-                                                     out_channels=latent_channels))
+                                                     out_channels=latent_channels, sample_size=latent_size))
     from ppdiffusers.models.transformer_sd3 import SD3Transformer2DModel
 
     return build_module(SD3Transformer2DModel, dict(SD3_CONFIG, in_channels=latent_channels,
