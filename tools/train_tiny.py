@@ -3,17 +3,19 @@
     python tools/train_tiny.py --arch flux --out ppcache/assets/tiny-flux
     python tools/train_tiny.py --arch sd3 --out ppcache/assets/tiny-sd3 --vae-from VAE_DIR --iters 400 \
         --batch-size 32 --lr 5e-4 --samples-per-subject 400 --digit-shift 8 --digit-repeats 1 --self-guidance 1
-    python tools/train_tiny.py --arch pixart --out ppcache/assets/tiny-pixart --self-guidance 1
+    python tools/train_tiny.py --arch pixart --out ppcache/assets/tiny-pixart --vae-from VAE_DIR --iters 800 \
+        --batch-size 32 --lr 5e-4 --samples-per-subject 400 --digit-shift 8 --digit-repeats 1 --self-guidance 1
 
 Data: random crops of photographs shipped with scikit-image / scikit-learn plus scikit-learn's handwritten
 digits (ppcache/tiny/dataset.py). tiny-flux (the defaults): pixels sampled directly through a built identity
 autoencoder at 32x32, tiny CLIP and T5 pretrained to tell the subjects apart and then frozen, and a transformer
 trained with classifier-free guidance at scale 6 baked in (--self-guidance). tiny-sd3 keeps the 2x latent VAE of
 the earlier recipe (--autoencoder latent; VAE_DIR: its own ppcache/assets/tiny-sd3/vae) and random frozen text
-encoders. tiny-pixart (PixArtAlphaPipeline): PixArt-α's Transformer2DModel on tiny-flux's identity autoencoder and
-its pretrained, frozen T5, trained with PixArt's DDPM epsilon objective for DPM-Solver++ sampling and real
-classifier-free guidance (--self-guidance 1); experimental: its first full run (1300 iterations) does not sample
-images yet (epsilon error at low and high t, README "Other DiT families"), so it is not bundled. Everything is
+encoders. tiny-pixart (PixArtAlphaPipeline): PixArt-α's Transformer2DModel on tiny-sd3's 2x latent VAE (VAE_DIR:
+ppcache/assets/tiny-sd3/vae, re-registered without shift: PixArt's pipeline decodes latents / scaling_factor) and
+tiny-flux's pretrained, frozen T5, trained with a v-prediction objective on PixArt's DDPM schedule for DPM-Solver++
+sampling and real classifier-free guidance (--self-guidance 1). Pixel-space PixArt runs (the identity autoencoder,
+epsilon or v objective) gave grainy samples (README "Other DiT families"). Everything is
 seeded; the run is reproducible on CPU. --autoencoder latent|pixel, --train-text, --image-size 16 and other values
 of these options are the experiments of docs/foundation.md.
 """
