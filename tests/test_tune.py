@@ -79,12 +79,18 @@ def images(name, ssims, psnr, fraction=0.5):
                  [dict(ssim=s, compute_fraction=fraction, psnr=psnr) for s in ssims])
 
 
-def test_pick_is_the_best_ssim_among_points_that_spend_the_budget():
+def test_pick_is_the_best_ssim_within_the_budget():
     points = [point(0.99, 0.7), point(0.95, 0.5), point(0.97, 0.48), point(0.98, 0.40), point(0.90, 0.3)]
-    assert pick(points, 0.5) is points[2]  # 0.40 is better but far below the budget asked for
-    assert pick(points, 0.5, band=0.2) is points[3]
-    assert pick(points, 0.45) is points[3]  # nothing spends 0.45: the best within it
+    assert pick(points, 0.5) is points[3]  # cheaper and better: a dominated point is never the pick
+    assert pick(points[:3] + points[4:], 0.5) is points[2]
     assert pick(points, 0.2) is None
+
+
+def test_a_tie_goes_to_the_point_that_spends_the_budget():
+    cheap = images("cheap", [0.99, 0.95, 0.99, 0.95], psnr=34.0, fraction=0.40)  # mean 0.970
+    spending = images("spending", [0.98, 0.96, 0.97, 0.96], psnr=30.0, fraction=0.49)  # 0.9675: within the noise
+    assert pick([cheap, spending], 0.5) is spending
+    assert pick([cheap, spending], 0.5, band=0.2) is cheap  # both spend it: PSNR breaks the tie
 
 
 def test_an_ssim_lead_within_the_paired_noise_is_a_tie_that_psnr_breaks():

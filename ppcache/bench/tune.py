@@ -4,11 +4,11 @@ method allows; then each candidate's pick, and the fewer-steps baseline, on held
 
 Compute falls as a threshold rises only on average over images, so the bisection runs on the mean compute
 fraction over the calibration cases and keeps every point it measures. A candidate's pick is its measured point
-with the best calibration SSIM among those that spend the budget (mean compute fraction within BUDGET_BAND below
-it), or among all within the budget when none does; points within one paired standard error of the best SSIM
-are a tie, broken by PSNR. The overall pick follows the same rule over the candidates' picks. A point far below
-the budget does not hit the budget the user asked for, and 16 calibration images rank points a few thousandths
-apart by noise. The held-out images only validate the pick (they choose nothing).
+with the best calibration SSIM within the budget; points within one paired standard error of the best SSIM are
+a tie (16 calibration images rank points a few thousandths apart by noise), which goes to the points that spend the
+budget (mean compute fraction within BUDGET_BAND below it), then to the higher PSNR. The overall pick follows the
+same rule over the candidates' picks: a cheaper candidate wins only with a clear SSIM lead, and is then both better
+and faster. The held-out images only validate the pick (they choose nothing).
 
 All images go through ppcache.bench.runner.Benchmark: references once, one record file per image, reruns resume,
 and under `paddle.distributed.launch` every rank measures its share of the cases of each point, then reads the
@@ -139,17 +139,17 @@ BUDGET_BAND = 0.03
 
 
 def pick(points, budget, band=BUDGET_BAND):
-    """The best point among those that spend the budget (budget - band <= compute fraction <= budget), or among
-    all within the budget when none does; None when none is within it. Best: the highest mean SSIM, except that
-    points whose SSIM is within one paired standard error of it are a tie, which the higher PSNR breaks (then
-    the compute closest to the budget)."""
+    """The best point within the budget; None when none is within it. Best: the highest mean SSIM, except that
+    points whose SSIM is within one paired standard error of it are a tie, which goes to those that spend the
+    budget (budget - band <= compute fraction), then to the higher PSNR, then to the compute closest to the budget.
+    A cheaper point wins only with an SSIM lead beyond the noise: it is then better and faster."""
     within = [p for p in points if p.compute_fraction <= budget]
     if not within:
         return None
-    pool = [p for p in within if p.compute_fraction >= budget - band] or within
-    best = max(pool, key=lambda p: (p.ssim, p.compute_fraction))
-    tied = [p for p in pool if best.ssim - p.ssim <= best.stderr_against(p)]
-    return max(tied, key=lambda p: (p.psnr, p.compute_fraction))
+    best = max(within, key=lambda p: (p.ssim, p.compute_fraction))
+    tied = [p for p in within if best.ssim - p.ssim <= best.stderr_against(p)]
+    spending = [p for p in tied if p.compute_fraction >= budget - band] or tied
+    return max(spending, key=lambda p: (p.psnr, p.compute_fraction))
 
 
 def closest(points):

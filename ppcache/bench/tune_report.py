@@ -124,9 +124,9 @@ def markdown(rows, env):
         f"Fewer steps at the budget on the held-out images (interpolated): SSIM "
         f"{number(env['fewer_steps_ssim_at_budget'], '.4f')}.", candidate_table(rows, env),
         "compute: block MACs run / full, mean over the images. SSIM / PSNR against the uncached image of the same "
-        "prompt and seed. A candidate's tuned setting is its measured point with the best calibration SSIM among "
-        f"those that spend the budget (at most {BUDGET_BAND:g} below it; all within the budget when none does), SSIM "
-        "leads within one paired standard error being ties broken by PSNR; the pick is chosen among the tuned "
+        "prompt and seed. A candidate's tuned setting is its measured point with the best calibration SSIM within "
+        "the budget; SSIM leads within one paired standard error are ties, which go to the points that spend the "
+        f"budget (at most {BUDGET_BAND:g} below it), then to the higher PSNR; the pick is chosen among the tuned "
         "settings by the same rule. The held-out images choose nothing.",
         "## Every measured point (calibration images)", trace_table(rows)])
 
