@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ppcache.config import load_config
@@ -112,3 +113,17 @@ def test_benchmark_runs_sequence_parallel_and_resumes_in_step(tmp_path):
     assert mirrors[0].exists()
     assert json.loads(records[0].read_text())["ssim"] == first["ssim"]
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in kept.items())
+
+
+def test_infer_under_the_launcher_splits_a_plain_config_and_gives_the_single_process_image(tmp_path):
+    from PIL import Image
+
+    infer, config = os.path.join(ROOT, "tools", "infer.py"), os.path.join(ROOT, "configs", "dbcache.yaml")
+    single = subprocess.run([sys.executable, infer, "--config", config, "--steps", "8", "--out", str(tmp_path / "one.png")],
+                            capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
+    assert single.returncode == 0, single.stderr
+    code, logs = launch(tmp_path, infer, "--config", config, "--steps", 8, "--out", tmp_path / "two.png")
+    assert code == 0, logs[0][-3000:]
+    assert "split across 2 ranks" in logs[0] and "saved" in logs[0] and "saved" not in logs[1]  # rank 0 writes
+    one, two = (np.asarray(Image.open(tmp_path / name), dtype=np.int16) for name in ("one.png", "two.png"))
+    assert np.abs(one - two).max() <= 1

@@ -6,6 +6,9 @@
 A video pipeline (Wan2.1, HunyuanVideo, CogVideoX) writes the output path as .gif, and --compare writes the
 side-by-side video.
 
+Under `python -m paddle.distributed.launch --nproc_per_node N` a FLUX generation is split across the N processes
+(sequence parallelism: `parallel.sequence` is N there unless the config says otherwise); rank 0 writes the files.
+
 Bad input (unknown key, wrong type, missing model, bad resolution) exits with code 2 and one line on stderr;
 the output file is written only when generation succeeded.
 """
@@ -88,6 +91,7 @@ def main(argv=None):
     from ppcache.pipelines.loading import load_pipeline
     from ppcache.adapters import adapter_for
     from ppcache.pipelines.run import generate
+    from ppcache.parallel.sequence import launched_world_size
 
     try:
         config = load_config(args.config, overrides_from(args))
@@ -95,11 +99,13 @@ def main(argv=None):
         start = time.perf_counter()
         pipe = load_pipeline(model_path, paddle_dtype=config.model.dtype, pipeline=config.model.pipeline)
         load_seconds = time.perf_counter() - start
-        rank = 0
-        if config.parallel.sequence > 1:
+        rank, sequence = 0, config.parallel.sequence
+        if sequence == 1 and launched_world_size() > 1:
+            sequence = launched_world_size()  # under the launcher: one generation split across its processes
+        if sequence > 1:
             from ppcache.parallel import enable_sequence_parallel
 
-            rank = enable_sequence_parallel(pipe, config.parallel.sequence).rank
+            rank = enable_sequence_parallel(pipe, sequence).rank
         if config.model.compile:
             ppcache.compile_blocks(pipe)
         if args.compare and config.cache.method != "none":
@@ -131,8 +137,8 @@ def main(argv=None):
     frames = f"  frames: {len(image)}" if isinstance(image, list) else ""
     print(f"steps: {config.run.steps}  resolution: {config.run.width}x{config.run.height}{frames}  "
           f"cache: {config.cache.method}")
-    if config.parallel.sequence > 1:
-        print(f"parallel: image tokens split across {config.parallel.sequence} ranks (sequence parallelism)")
+    if sequence > 1:
+        print(f"parallel: image tokens split across {sequence} ranks (sequence parallelism)")
     print(f"wall time: {seconds:.2f} s generation, {load_seconds:.2f} s loading")
     print(f"saved: {saved}")
     if report is not None:
@@ -142,7 +148,7 @@ def main(argv=None):
         stats = ppcache.summary(pipe)
         print(f"compute fraction: {stats['compute_fraction']:.3f}; full steps {stats['full_steps']} of "
               f"{stats['steps']}; cache memory {stats['cache_bytes'] / 1024:.1f} KiB"
-              + (f" per rank ({config.parallel.sequence} ranks)" if config.parallel.sequence > 1 else ""))
+              + (f" per rank ({sequence} ranks)" if sequence > 1 else ""))
     return 0
 
 

@@ -22,7 +22,8 @@ def enable_sequence_parallel(target, size):
     if not isinstance(transformer, FluxTransformer2DModel):
         raise PPCacheError(
             f"sequence parallelism supports ppcache's FluxTransformer2DModel, not {type(transformer).__name__}: "
-            "load a FLUX model with model.pipeline: ppcache, or drop parallel.sequence")
+            "load a FLUX model with model.pipeline: ppcache, or run without parallel.sequence and without "
+            "paddle.distributed.launch")
     if size not in _groups:
         _groups[size] = SequenceParallel(size)
     transformer.sequence_parallel = _groups[size]
