@@ -10,13 +10,14 @@ from typing import Any, Dict, List, Optional, Union
 
 from .errors import ConfigError
 
-BUNDLED_MODELS = {"tiny-flux": "tiny-flux", "tiny-sd3": "tiny-sd3", "tiny-pixart": "tiny-pixart"}
+BUNDLED_MODELS = {"tiny-flux": "tiny-flux", "tiny-sd3": "tiny-sd3", "tiny-pixart": "tiny-pixart",
+                  "tiny-wan": "tiny-wan"}  # tiny-wan: WanPipeline, PPDiffusers from source only
 DEFAULT_RESOLUTION = 32  # the bundled tiny-flux's training size (pixels); run.height / run.width default
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
 
 def resolve_model_path(path):
-    """A bundled model name (tiny-flux, tiny-sd3, tiny-pixart) or a directory."""
+    """A bundled model name (tiny-flux, tiny-sd3, tiny-pixart, tiny-wan) or a directory."""
     if path in BUNDLED_MODELS:
         return os.path.join(ASSETS, BUNDLED_MODELS[path])
     return os.path.expanduser(str(path))
@@ -26,7 +27,7 @@ def resolve_model_path(path):
 class ModelSection:
     """Which pipeline to load."""
 
-    path: str = "tiny-flux"  # bundled name (tiny-flux, tiny-sd3, tiny-pixart) or a diffusers-format pipeline directory
+    path: str = "tiny-flux"  # bundled name (tiny-flux, tiny-sd3, tiny-pixart, tiny-wan) or a diffusers-format pipeline directory
     dtype: str = "float32"  # float32, float16 or bfloat16 (on a CPU-only Paddle build bf16 weights compute in fp32)
     pipeline: str = "ppcache"  # ppcache's pipeline classes, or the installed PPDiffusers' own (ppdiffusers)
     compile: bool = False  # every transformer block under paddle.jit.to_static (ppcache.compiled)

@@ -12,16 +12,18 @@ from .metrics import psnr, ssim
 
 
 def sample(pipe, prompt, seed, steps, height=DEFAULT_RESOLUTION, width=DEFAULT_RESOLUTION):
-    """(image [H, W, 3] float in [0, 1], seconds) of one generation."""
+    """(image [H, W, 3] float in [0, 1], seconds) of one generation; a video pipeline gives its frames
+    [F, H, W, 3] (at the checkpoint's recorded frame count, else the pipeline's default)."""
     import paddle
 
-    from .pipelines.run import model_call_kwargs
+    from .pipelines.run import is_video, model_call_kwargs
 
     pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()
     out = pipe(prompt=prompt, num_inference_steps=steps, generator=paddle.Generator().manual_seed(int(seed)),
                output_type="np", height=height, width=width, **model_call_kwargs(pipe))
-    return np.asarray(out.images[0]), time.perf_counter() - start
+    result = out.frames[0] if is_video(pipe) else out.images[0]
+    return np.asarray(result), time.perf_counter() - start
 
 
 @dataclasses.dataclass

@@ -1,4 +1,4 @@
-"""Image quality against a reference: SSIM and PSNR (scikit-image), on float images in [0, 1], HWC."""
+"""Image quality against a reference: SSIM and PSNR (scikit-image), on float images in [0, 1], HWC (videos: FHWC)."""
 import numpy as np
 
 
@@ -10,9 +10,12 @@ def to_float_image(image):
 
 
 def ssim(image, reference):
+    """SSIM of two images [H, W, 3]; of two videos [F, H, W, 3], the mean of their frames' SSIM."""
     from skimage.metrics import structural_similarity
 
     a, b = to_float_image(image), to_float_image(reference)
+    if a.ndim == 4:
+        return float(np.mean([structural_similarity(x, y, channel_axis=-1, data_range=1.0) for x, y in zip(a, b)]))
     return float(structural_similarity(a, b, channel_axis=-1, data_range=1.0))
 
 

@@ -38,7 +38,7 @@ def parse_args(argv):
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
     parser.add_argument("--frames", type=int, help="video pipelines: frames to generate")
-    parser.add_argument("--model", help="bundled name (tiny-flux, tiny-sd3, tiny-pixart) or pipeline directory")
+    parser.add_argument("--model", help="bundled name (tiny-flux, tiny-sd3, tiny-pixart, tiny-wan) or pipeline directory")
     parser.add_argument("--pipeline", choices=("ppcache", "ppdiffusers"),
                         help="pipeline classes: ppcache's own, or the installed PPDiffusers' (model.pipeline)")
     parser.add_argument("--out", help="output PNG path")

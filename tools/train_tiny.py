@@ -5,6 +5,8 @@
         --batch-size 32 --lr 5e-4 --samples-per-subject 400 --digit-shift 8 --digit-repeats 1 --self-guidance 1
     python tools/train_tiny.py --arch pixart --out ppcache/assets/tiny-pixart --vae-from VAE_DIR --iters 800 \
         --batch-size 32 --lr 5e-4 --samples-per-subject 400 --digit-shift 8 --digit-repeats 1 --self-guidance 1
+    PYTHONPATH=../shared/ppdiffusers-src python tools/train_tiny.py --arch wan --out ppcache/assets/tiny-wan \
+        --vae-iters 400 --iters 800 --batch-size 32 --lr 5e-4 --samples-per-subject 200 --self-guidance 1
 
 Data: random crops of photographs shipped with scikit-image / scikit-learn plus scikit-learn's handwritten
 digits (ppcache/tiny/dataset.py). tiny-flux (the defaults): pixels sampled directly through a built identity
@@ -14,7 +16,10 @@ the earlier recipe (--autoencoder latent; VAE_DIR: its own ppcache/assets/tiny-s
 encoders. tiny-pixart (PixArtAlphaPipeline): PixArt-α's Transformer2DModel on tiny-sd3's 2x latent VAE (VAE_DIR:
 ppcache/assets/tiny-sd3/vae, re-registered without shift: PixArt's pipeline decodes latents / scaling_factor) and
 tiny-flux's pretrained, frozen T5, trained with a v-prediction objective on PixArt's DDPM schedule for DPM-Solver++
-sampling and real classifier-free guidance (--self-guidance 1). Pixel-space PixArt runs (the identity autoencoder,
+sampling and real classifier-free guidance (--self-guidance 1). tiny-wan (WanPipeline, PPDiffusers from source only):
+Wan2.1's WanTransformer3DModel and a tiny AutoencoderKLWan (2x in space and time) trained here on 5-frame clips of
+the same subjects panning or drifting (ppcache/tiny/clips.py), with tiny-flux's frozen T5 and real classifier-free
+guidance. Pixel-space PixArt runs (the identity autoencoder,
 epsilon or v objective) gave grainy samples (README "Other DiT families"). Everything is
 seeded; the run is reproducible on CPU. --autoencoder latent|pixel, --train-text, --image-size 16 and other values
 of these options are the experiments of docs/foundation.md.
@@ -38,7 +43,7 @@ from ppcache.tiny.train import encode_latents, train_flow, train_vae  # noqa: E4
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", choices=["flux", "sd3", "pixart"], default="flux")
+    parser.add_argument("--arch", choices=["flux", "sd3", "pixart", "wan"], default="flux")
     parser.add_argument("--out", required=True, help="pipeline directory to write")
     parser.add_argument("--vae-from", help="reuse a trained VAE directory instead of training one")
     parser.add_argument("--resume", help="continue training the transformer of this pipeline directory (its VAE, "
@@ -64,6 +69,8 @@ def parse_args(argv=None):
                         help="range of a digit's position on the canvas, in pixels (8: anywhere, 2: centred +-1)")
     parser.add_argument("--digit-repeats", type=int, default=3,
                         help="samples per digit subject, as a multiple of --samples-per-subject")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="tiny-wan: frames per training clip (1 + 2k; default %d)" % 5)
     parser.add_argument("--vae-iters", type=int, default=400)
     parser.add_argument("--iters", type=int, default=1300)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -81,10 +88,17 @@ def parse_args(argv=None):
 
 
 TRANSFORMER_CLASSES = {"flux": "FluxTransformer2DModel", "sd3": "SD3Transformer2DModel",
-                       "pixart": "Transformer2DModel"}
+                       "pixart": "Transformer2DModel", "wan": "WanTransformer3DModel"}
+VAE_CLASSES = {"wan": "AutoencoderKLWan"}
 
 
-def model_index(arch):
+def model_index(arch, frames=None):
+    if arch == "wan":  # `_ppcache_run`: the generation defaults a bundled model was trained for
+        return {"_class_name": "WanPipeline", "_diffusers_version": "0.36.0",
+                "_ppcache_run": {"frames": frames},
+                "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+                "text_encoder": ["transformers", "T5EncoderModel"], "tokenizer": ["transformers", "T5Tokenizer"],
+                "transformer": ["diffusers", "WanTransformer3DModel"], "vae": ["diffusers", "AutoencoderKLWan"]}
     if arch == "pixart":
         return {"_class_name": "PixArtAlphaPipeline", "_diffusers_version": "0.36.0",
                 "scheduler": ["diffusers", "DPMSolverMultistepScheduler"],
@@ -128,7 +142,7 @@ def write_text_side(out, arch, seed):
     """Tokenizers and random text encoders (tiny-pixart: tiny-flux's pretrained T5), written to `out`."""
     from ppcache.models.tiny_tokenizers import write_clip_tokenizer, write_t5_tokenizer
 
-    if arch == "pixart":
+    if arch in ("pixart", "wan"):
         from ppcache.config import resolve_model_path
 
         tiny_flux = resolve_model_path("tiny-flux")
@@ -236,6 +250,10 @@ def text_encoding(pipe, arch, prompts, train_text):
             embeds, pooled, _ = pipe.encode_prompt(prompts)
         elif arch == "pixart":
             embeds, pooled = pipe.encode_prompt(prompts, do_classifier_free_guidance=False)[:2]
+        elif arch == "wan":  # no pooled text: the embeds stand in for it
+            embeds = pipe.encode_prompt(prompts, do_classifier_free_guidance=False,
+                                        max_sequence_length=pipe.tokenizer.model_max_length)[0]
+            pooled = embeds
         else:
             embeds, _, pooled, _ = pipe.encode_prompt(prompts, prompts, prompts, do_classifier_free_guidance=False)
 
@@ -259,6 +277,10 @@ def make_predict(arch, transformer):
         def predict(x, t, embeds, mask):
             return transformer(x, encoder_hidden_states=embeds, encoder_attention_mask=mask, timestep=t,
                                added_cond_kwargs={"resolution": None, "aspect_ratio": None}, return_dict=False)[0]
+    elif arch == "wan":
+        def predict(x, sigma, embeds, pooled):
+            return transformer(hidden_states=x, timestep=sigma * 1000, encoder_hidden_states=embeds,
+                               return_dict=False)[0]
     else:
         def predict(x, sigma, embeds, pooled):
             return transformer(hidden_states=x, encoder_hidden_states=embeds, pooled_projections=pooled,
@@ -298,44 +320,64 @@ def main(argv=None):
     out = args.out
     if args.resume:
         return resume(args, start)
+    video = args.arch == "wan"
     given_vae = None
     if args.vae_from:  # read before `out` is cleared: it may be the VAE of the model being rebuilt
-        from ppdiffusers import AutoencoderKL
+        import ppdiffusers
 
-        given_vae = load_module(AutoencoderKL, args.vae_from)
+        given_vae = load_module(getattr(ppdiffusers, VAE_CLASSES.get(args.arch, "AutoencoderKL")), args.vae_from)
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(out)
-    images, labels = dataset.build_dataset(args.samples_per_subject, seed=args.seed, image_size=args.image_size,
-                                           digit_shift=args.digit_shift, digit_repeats=args.digit_repeats)
-    print(f"data: {len(images)} images, {len(dataset.subjects())} subjects", flush=True)
+    if video:
+        from ppcache.tiny import clips
+
+        frames = args.frames or clips.FRAMES
+        images, labels = clips.build_clips(args.samples_per_subject, seed=args.seed, frames=frames)
+    else:
+        images, labels = dataset.build_dataset(args.samples_per_subject, seed=args.seed, image_size=args.image_size,
+                                               digit_shift=args.digit_shift, digit_repeats=args.digit_repeats)
+    print(f"data: {images.shape} {'clips' if video else 'images'}, {len(dataset.subjects())} subjects", flush=True)
 
     if given_vae is not None:
         vae = given_vae
+    elif video:
+        vae = build.new_vae(args.seed, video=True)
+        train_vae(vae, images, args.vae_iters, 8, args.seed)
     elif args.autoencoder == "identity":
         vae = build.identity_vae()
     else:
         pixel = args.autoencoder == "pixel"
         vae = build.new_vae(args.seed, pixel=pixel)
         train_vae(vae, images, args.vae_iters, 16 if pixel else 32, args.seed, mid_attention=not pixel)
-    raw = encode_latents(vae, images)
-    if args.arch == "pixart":  # PixArt's pipeline decodes latents / scaling_factor: it has no shift
+    raw = encode_latents(vae, images, batch_size=64 if video else 256)
+    if video:  # WanPipeline decodes latents * latents_std + latents_mean, per channel
+        axes = (0, 2, 3, 4)
+        vae.register_to_config(latents_mean=[float(v) for v in raw.mean(axes)],
+                               latents_std=[float(v) for v in raw.std(axes)])
+        mean = np.asarray(vae.config.latents_mean, np.float32).reshape(1, -1, 1, 1, 1)
+        std = np.asarray(vae.config.latents_std, np.float32).reshape(1, -1, 1, 1, 1)
+        latents = ((raw - mean) / std).astype(np.float32)
+    elif args.arch == "pixart":  # PixArt's pipeline decodes latents / scaling_factor: it has no shift
         vae.register_to_config(shift_factor=0.0, scaling_factor=float(1.0 / raw.std()), sample_size=args.image_size)
     elif not args.vae_from:
         vae.register_to_config(shift_factor=float(raw.mean()), scaling_factor=float(1.0 / raw.std()),
                                sample_size=args.image_size)
-    latents = ((raw - vae.config.shift_factor) * vae.config.scaling_factor).astype(np.float32)
-    print(f"latents {latents.shape} shift {vae.config.shift_factor:.4f} scale {vae.config.scaling_factor:.4f}",
-          flush=True)
-    save_module(vae, os.path.join(out, "vae"), class_name="AutoencoderKL")
+    if not video:
+        latents = ((raw - vae.config.shift_factor) * vae.config.scaling_factor).astype(np.float32)
+        print(f"latents {latents.shape} shift {vae.config.shift_factor:.4f} scale {vae.config.scaling_factor:.4f}",
+              flush=True)
+    save_module(vae, os.path.join(out, "vae"), class_name=VAE_CLASSES.get(args.arch, "AutoencoderKL"))
 
-    build.write_json(os.path.join(out, "model_index.json"), model_index(args.arch))
+    build.write_json(os.path.join(out, "model_index.json"),
+                     model_index(args.arch, frames=images.shape[2] if video else None))
     scheduler = {"flux": dict(build.FLUX_SCHEDULER, base_shift=args.base_shift), "sd3": build.SD3_SCHEDULER,
-                 "pixart": build.PIXART_SCHEDULER}[args.arch]
+                 "pixart": build.PIXART_SCHEDULER, "wan": build.WAN_SCHEDULER}[args.arch]
     build.write_json(os.path.join(out, "scheduler", "scheduler_config.json"), scheduler)
     write_text_side(out, args.arch, args.seed)
 
-    transformer = build.new_transformer(args.arch, args.seed, vae.config.latent_channels,
+    channels = vae.config.z_dim if video else vae.config.latent_channels
+    transformer = build.new_transformer(args.arch, args.seed, channels,
                                         latent_size=latents.shape[-1])
     save_module(transformer, os.path.join(out, "transformer"), class_name=TRANSFORMER_CLASSES[args.arch])  # untrained
     pipe = load_pipeline(out)

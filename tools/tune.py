@@ -50,7 +50,7 @@ def parse_args(argv=None):
     budget.add_argument("--budget", type=float, help="compute fraction in (0, 1], e.g. 0.4")
     budget.add_argument("--speedup", type=float, help="the budget as a speed-up: 2.5 means compute fraction 0.4")
     parser.add_argument("--model", default="tiny-flux",
-                        help="bundled name (tiny-flux, tiny-sd3, tiny-pixart) or a pipeline directory")
+                        help="bundled name (tiny-flux, tiny-sd3, tiny-pixart, tiny-wan) or a pipeline directory")
     parser.add_argument("--pipeline", choices=("ppcache", "ppdiffusers"), default="ppcache")
     parser.add_argument("--steps", type=at_least(2), default=20)
     parser.add_argument("--height", type=at_least(1), default=32)

@@ -11,6 +11,7 @@ import numpy as np
 from ..adapters.base import BlockIO
 from ..adapters.flux import FluxAdapter
 from ..adapters.pixart import PixArtAdapter
+from ..adapters.wan import WanAdapter
 from ..errors import UnsupportedModelError
 
 
@@ -24,17 +25,18 @@ class PeerFamily:
 
     def build(self, diffusers, model_path, vae=None, scheduler=None):
         """diffusers' pipeline on the directory's transformer, VAE and scheduler (shared when given)."""
-        transformer = self.transformer_class(diffusers).from_pretrained(
-            os.path.join(model_path, "transformer"), low_cpu_mem_usage=False).eval()
+        transformer = from_directory(self.transformer_class(diffusers), os.path.join(model_path, "transformer"))
         if vae is None:
-            vae = diffusers.AutoencoderKL.from_pretrained(os.path.join(model_path, "vae"),
-                                                          low_cpu_mem_usage=False).eval()
+            vae = self.load_vae(diffusers, os.path.join(model_path, "vae"))
         if scheduler is None:
             scheduler = scheduler_class(diffusers, model_path).from_pretrained(os.path.join(model_path, "scheduler"))
         pipe = getattr(diffusers, self.diffusers_pipeline)(
             transformer=transformer, vae=vae, scheduler=scheduler, **{name: None for name in self.empty_components})
         pipe.set_progress_bar_config(disable=True)
         return pipe
+
+    def load_vae(self, diffusers, directory):
+        return from_directory(diffusers.AutoencoderKL, directory)
 
     def transformer_class(self, diffusers):
         """diffusers' transformer class with its cache hooks (`enable_cache` / `disable_cache`)."""
@@ -118,7 +120,46 @@ class PixArtPeer(PeerFamily):
         return [(2, tokens, config.num_attention_heads * config.attention_head_dim)]
 
 
-FAMILIES = (FluxPeer(), PixArtPeer())
+class WanPeer(PeerFamily):
+    """Wan2.1 text-to-video: diffusers' WanPipeline runs the conditional and unconditional calls one after the
+    other, each in its own cache context (its transformer has diffusers' cache hooks)."""
+    pipeline_class = diffusers_pipeline = "WanPipeline"
+    adapter_class = WanAdapter
+    diffusers_transformer = "WanTransformer3DModel"
+    empty_components = ("text_encoder", "tokenizer")
+    taylorseer_identifiers = [r"^blocks.*attn[12]"]
+
+    def load_vae(self, diffusers, directory):
+        # diffusers reads the VAE's scale factors from its config (defaults 4 and 8); PPDiffusers derives them
+        # from the downsampling layout, which is what the directory describes
+        with open(os.path.join(directory, "config.json")) as handle:
+            temporal = json.load(handle).get("temperal_downsample", [False, True, True])
+        return from_directory(diffusers.AutoencoderKLWan, directory,
+                              scale_factor_temporal=2 ** sum(map(bool, temporal)), scale_factor_spatial=2 ** len(temporal))
+
+    def inputs(self, pipe, prompt, seed, height, width):
+        import paddle
+
+        from ..pipelines.run import video_call_kwargs
+
+        frames = video_call_kwargs(pipe).get("num_frames", 81)  # 81: both pipelines' default
+        embeds, negative = pipe.encode_prompt(prompt, negative_prompt="", do_classifier_free_guidance=True,
+                                              max_sequence_length=video_call_kwargs(pipe)["max_sequence_length"])
+        latents = pipe.prepare_latents(1, pipe.transformer.config.in_channels, height, width, frames,
+                                       paddle.float32, generator=paddle.Generator().manual_seed(int(seed)))
+        return dict(prompt_embeds=_numpy(embeds), negative_prompt_embeds=_numpy(negative), latents=_numpy(latents),
+                    num_frames=int(frames))
+
+    def stream_shapes(self, adapter, config, inputs):
+        adapter.context_tokens = int(inputs["prompt_embeds"].shape[1])
+        _, _, frames, height, width = inputs["latents"].shape
+        patch_frames, patch_height, patch_width = config.patch_size
+        tokens = (frames // patch_frames) * (height // patch_height) * (width // patch_width)
+        # conditional and unconditional: two calls of one
+        return [(1, tokens, config.num_attention_heads * config.attention_head_dim)]
+
+
+FAMILIES = (FluxPeer(), PixArtPeer(), WanPeer())
 _WITH_CACHE = {}
 
 
@@ -128,6 +169,17 @@ def peer_family(pipeline_class, model_path):
             return family
     names = ", ".join(f.pipeline_class for f in FAMILIES)
     raise UnsupportedModelError(f"{model_path}: peers run on {names} directories, this is {pipeline_class}")
+
+
+def from_directory(cls, directory, **config):
+    """A diffusers model built from its config (updated with `config`) and given the directory's safetensors
+    weights, strictly; in eval mode. (`from_pretrained` without low_cpu_mem_usage refuses models that keep
+    modules in float32, such as Wan's, and with it needs accelerate.)"""
+    from safetensors.torch import load_file
+
+    model = cls.from_config(dict(cls.load_config(directory), **config))
+    model.load_state_dict(load_file(os.path.join(directory, "diffusion_pytorch_model.safetensors")), strict=True)
+    return model.eval()
 
 
 def default_guidance(pipe):

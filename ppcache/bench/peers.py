@@ -28,7 +28,7 @@ import numpy as np
 
 from ..config import DEFAULT_RESOLUTION
 from ..errors import PPCacheError
-from ..metrics import psnr, ssim
+from ..metrics import psnr, ssim, temporal_ssim
 from .peer_families import default_guidance, peer_family
 
 INSTALL_HINT = 'pip install -e ".[parity]"'
@@ -204,7 +204,8 @@ def _generate(torch, pipe, inputs, steps, height, width, guidance_scale):
     with torch.no_grad():
         out = pipe(**arguments, num_inference_steps=steps, height=height, width=width,
                    guidance_scale=guidance_scale, output_type="np")
-    return np.asarray(out.images[0], dtype=np.float64), time.perf_counter() - start
+    result = out.frames[0] if hasattr(out, "frames") else out.images[0]  # a video: [F, H, W, 3]
+    return np.asarray(result, dtype=np.float64), time.perf_counter() - start
 
 
 def _enable(cache_dit, diffusers, pipe, config: PeerConfig, steps, family):
@@ -327,8 +328,10 @@ def _row(name, framework, method, steps, images, references, counts, uncached_ti
     """A row in the columns of ppcache.bench.report (speed-up: median of the interleaved pairs' ratios)."""
     scores = [ssim(a, r) for a, r in zip(images, references)]
     ratios = [u / c for u, c in zip(uncached_times, cached_times)]
+    video = np.asarray(images[0]).ndim == 4
+    temporal = float(np.mean([temporal_ssim(a, r) for a, r in zip(images, references)])) if video else float("nan")
     return dict(name=name, framework=framework, method=method, steps=steps, **counts,
-                ssim=float(np.mean(scores)), ssim_min=float(min(scores)),
+                ssim=float(np.mean(scores)), ssim_min=float(min(scores)), temporal_ssim=temporal,
                 psnr=float(np.mean([min(psnr(a, r), 100.0) for a, r in zip(images, references)])),
                 speedup=float(statistics.median(ratios)), speedup_min=float(min(ratios)),
                 speedup_max=float(max(ratios)), seconds_uncached=float(statistics.median(uncached_times)),

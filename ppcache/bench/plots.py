@@ -52,14 +52,23 @@ def pareto_plot(rows, path, title="", speed="speedup"):
     plt.close(fig)
 
 
+def still(image):
+    """An image as it is; a video [F, H, W, 3] as its frames stacked top to bottom."""
+    if image is None:
+        return None
+    array = np.asarray(image)
+    return np.concatenate(list(array), axis=0) if array.ndim == 4 else array
+
+
 def contact_sheet(references, columns, path, labels=()):
-    """references: [image] for a few cases; columns: [(title, [image or None per case])]; labels: a line per
-    case (its prompt and seed). One row per case."""
+    """references: [image or video] for a few cases; columns: [(title, [image or None per case])]; labels: a line
+    per case (its prompt and seed). One row per case (a video's frames top to bottom)."""
     plt = _pyplot()
     titles = ["uncached"] + [title for title, _ in columns]
-    images = [references] + [images for _, images in columns]
+    images = [[still(image) for image in column] for column in [references] + [images for _, images in columns]]
+    cell_height = 0.9 * images[0][0].shape[0] / images[0][0].shape[1]
     fig, axes = plt.subplots(len(references), len(titles), squeeze=False,
-                             figsize=(0.9 * len(titles) + 2.0, 0.9 * len(references) + 0.8))
+                             figsize=(0.9 * len(titles) + 2.0, cell_height * len(references) + 0.8))
     for col, (title, column) in enumerate(zip(titles, images)):
         for row in range(len(references)):
             ax = axes[row][col]

@@ -21,7 +21,7 @@ from .plots import FEWER_STEPS
 from .store import atomic
 
 COLUMNS = ["name", "framework", "method", "steps", "compute_fraction", "gmacs", "ssim", "ssim_min", "psnr",
-           "speedup", "speedup_min", "speedup_max", "fewer_steps_ssim", "beats_fewer_steps", "pareto", "cache_kib",
+           "temporal_ssim", "speedup", "speedup_min", "speedup_max", "fewer_steps_ssim", "beats_fewer_steps", "pareto", "cache_kib",
            "steps_computed", "blocks_computed", "blocks_predicted", "fallbacks", "timing_model_ratio", "cases"]
 NAN = float("nan")
 
@@ -36,9 +36,11 @@ def summarize(name, method, steps, records, timing=None, overhead=None, framewor
     ratio = NAN
     if overhead is not None:  # measured speed-up over the ideal 1 / compute fraction
         ratio = overhead["stock_s"] / overhead["cached_s"] * overhead["compute_fraction"]
+    # videos: the mean SSIM of the frame-to-frame differences (ppcache.metrics.temporal_ssim)
+    temporal = mean("temporal_ssim") if all("temporal_ssim" in r for r in records) else NAN
     return dict(name=name, framework=framework, method=method, steps=steps, compute_fraction=mean("compute_fraction"),
                 gmacs=mean("macs") / 1e9, ssim=mean("ssim"), ssim_min=min(r["ssim"] for r in records),
-                psnr=mean("psnr"), speedup=statistics.median(ratios), speedup_min=min(ratios),
+                psnr=mean("psnr"), temporal_ssim=temporal, speedup=statistics.median(ratios), speedup_min=min(ratios),
                 speedup_max=max(ratios), cache_kib=max(r["cache_bytes"] for r in records) / 1024,
                 steps_computed=mean("steps_computed"), blocks_computed=mean("blocks_computed"),
                 blocks_predicted=mean("blocks_predicted"), fallbacks=sum(r["fallbacks"] for r in records),
@@ -79,7 +81,7 @@ def compare(rows, speed="speedup"):
 
 FRONTIER_BUDGETS = (0.35, 0.5, 0.65)
 FRONTIER_COLUMNS = ["budget", "framework", "name", "method", "compute_fraction", "ssim", "ssim_min", "psnr",
-                    "over_fewer_steps", "leads"]
+                    "temporal_ssim", "over_fewer_steps", "leads"]
 
 
 def frontier(rows, budgets=FRONTIER_BUDGETS):
@@ -102,18 +104,23 @@ def frontier(rows, budgets=FRONTIER_BUDGETS):
         for name, row in sorted(best.items(), key=lambda item: -item[1]["ssim"]):
             out.append(dict(budget=budget, framework=name, name=row["name"], method=row["method"],
                             compute_fraction=row["compute_fraction"], ssim=row["ssim"], ssim_min=row["ssim_min"],
-                            psnr=row["psnr"], over_fewer_steps=row["ssim"] - baseline, leads=row["ssim"] == top))
+                            psnr=row["psnr"], temporal_ssim=row.get("temporal_ssim", NAN),
+                            over_fewer_steps=row["ssim"] - baseline, leads=row["ssim"] == top))
     return out
 
 
 def frontier_table(points):
-    lines = ["| budget | framework | best config | compute | SSIM (worst) | PSNR dB | vs fewer steps |",
-             "|---|---|---|---|---|---|---|"]
+    """Markdown; videos get a temporal-SSIM column (SSIM is then the mean over frames)."""
+    video = any(not math.isnan(p.get("temporal_ssim", NAN)) for p in points)
+    temporal_head, temporal_rule = (" temporal SSIM |", "---|") if video else ("", "")
+    lines = [f"| budget | framework | best config | compute | SSIM (worst) | PSNR dB |{temporal_head} vs fewer steps |",
+             f"|---|---|---|---|---|---|{temporal_rule}---|"]
     for p in points:
         lead = " **(best)**" if p["leads"] else ""
+        temporal = f" {number(p.get('temporal_ssim', NAN), '.4f')} |" if video else ""
         lines.append(f"| ≤ {p['budget']:.2f} | {p['framework']}{lead} | {p['name']} | "
-                     f"{p['compute_fraction']:.3f} | {p['ssim']:.4f} ({p['ssim_min']:.3f}) | {p['psnr']:.2f} | "
-                     f"{number(p['over_fewer_steps'], '+.4f')} |")
+                     f"{p['compute_fraction']:.3f} | {p['ssim']:.4f} ({p['ssim_min']:.3f}) | {p['psnr']:.2f} |"
+                     f"{temporal} {number(p['over_fewer_steps'], '+.4f')} |")
     return "\n".join(lines)
 
 

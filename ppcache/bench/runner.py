@@ -9,7 +9,7 @@ import dataclasses
 
 from ..api import apply_cache, remove_cache, summary
 from ..evaluate import sample
-from ..metrics import psnr, ssim
+from ..metrics import psnr, ssim, temporal_ssim
 from . import store as files
 from .plots import FEWER_STEPS
 from .report import summarize
@@ -134,6 +134,8 @@ class Benchmark:
 
     def _record(self, variant, image, reference):
         quality = dict(ssim=ssim(image, reference), psnr=min(psnr(image, reference), 100.0))
+        if image.ndim == 4:  # a video: also how its frame-to-frame motion matches the reference's
+            quality["temporal_ssim"] = temporal_ssim(image, reference)
         if variant.cache is None:
             macs, blocks = self.step_cost()
             return dict(quality, compute_fraction=variant.steps / self.steps, macs=variant.steps * macs,

@@ -75,7 +75,10 @@ def module_config(module):
         raise TypeError(f"{type(module).__name__} has no config to save")
     if hasattr(config, "to_dict"):
         config = config.to_dict()
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(config).items()}
+    # `_use_default_values` tells diffusers' loader to drop those keys for its own defaults: every value saved here
+    # is the module's own (a key registered after construction would otherwise be replaced on loading)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(config).items()
+            if k != "_use_default_values"}
 
 
 def save_module(module, directory, dtype=paddle.float32, weights_name="diffusion_pytorch_model.safetensors",

@@ -209,4 +209,7 @@ def load_pipeline(path, paddle_dtype=None, pipeline="ppcache"):
         # Tokenizers and the scheduler carry no weights; text encoders run in the pipeline's dtype.
         components[name] = load(os.path.join(path, name), dtype)
     accepted = inspect.signature(cls.__init__).parameters
-    return cls(**{name: component for name, component in components.items() if name in accepted})
+    pipe = cls(**{name: component for name, component in components.items() if name in accepted})
+    # e.g. {"frames": 5}: what a bundled video model was trained on (model_index.json "_ppcache_run")
+    pipe._ppcache_run_defaults = dict(index.get("_ppcache_run") or {})
+    return pipe

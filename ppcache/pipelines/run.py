@@ -43,9 +43,27 @@ def model_call_kwargs(pipe):
     PixArt generates at the asked resolution, not at the nearest aspect-ratio bin it was trained on."""
     if type(pipe).__name__.startswith("PixArt"):
         return {"use_resolution_binning": False, "clean_caption": False}
+    if is_video(pipe):
+        return video_call_kwargs(pipe)
     if not is_flux(pipe):
         return {}
     return {"max_sequence_length": min(512, int(getattr(pipe.tokenizer_2, "model_max_length", 512) or 512))}
+
+
+def default_frames(pipe):
+    """The frame count a video checkpoint records for itself (model_index.json "_ppcache_run"), or None."""
+    return getattr(pipe, "_ppcache_run_defaults", {}).get("frames")
+
+
+def video_call_kwargs(pipe):
+    """A video model's recorded frame count; Wan2.1's prompts take the tokenizer's `model_max_length` tokens (at
+    most 512, its pipeline's default), as its text encoder was run in training."""
+    kwargs = {}
+    if default_frames(pipe):
+        kwargs["num_frames"] = int(default_frames(pipe))
+    if type(pipe).__name__ == "WanPipeline":
+        kwargs["max_sequence_length"] = min(512, int(getattr(pipe.tokenizer, "model_max_length", 512) or 512))
+    return kwargs
 
 
 def pipeline_kwargs(pipe, run):

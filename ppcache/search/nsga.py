@@ -333,7 +333,7 @@ def hypervolume(F, ref=(1.0, 1.0)):
 class SearchConfig:
     """A schedule search (tools/search_schedule.py). Every key is optional; unknown keys are errors."""
 
-    model: str = "tiny-flux"  # bundled name (tiny-flux, tiny-sd3, tiny-pixart) or a pipeline directory
+    model: str = "tiny-flux"  # bundled name (tiny-flux, tiny-sd3, tiny-pixart, tiny-wan) or a pipeline directory
     steps: int = 10  # denoising steps; the schedule is made for exactly this many
     height: int = DEFAULT_RESOLUTION
     width: int = DEFAULT_RESOLUTION

@@ -54,6 +54,17 @@ PIXART_CONFIG = {
 PIXART_SCHEDULER = {"_class_name": "DPMSolverMultistepScheduler", "num_train_timesteps": 1000, "beta_start": 1e-4,
                     "beta_end": 0.02, "beta_schedule": "linear", "prediction_type": "v_prediction", "solver_order": 2,
                     "algorithm_type": "dpmsolver++", "lower_order_final": True}
+# tiny-wan: Wan2.1's WanTransformer3DModel (1x2x2 patches: 3 latent frames x 8x8 = 192 tokens for 5 frames at 32x32)
+# on a tiny AutoencoderKLWan (2x in space and time, 8 channels) trained on the clips of ppcache/tiny/clips.py, with
+# tiny-flux's T5 and Wan's flow-match Euler schedule (shift 3).
+WAN_VAE_CONFIG = {"base_dim": 8, "z_dim": 8, "dim_mult": [1, 2], "num_res_blocks": 1, "attn_scales": [],
+                  "temperal_downsample": [True], "dropout": 0.0}
+WAN_CONFIG = {
+    "patch_size": [1, 2, 2], "num_attention_heads": 2, "attention_head_dim": 32, "in_channels": 8, "out_channels": 8,
+    "text_dim": TEXT_DIM, "freq_dim": 64, "ffn_dim": 128, "num_layers": 8, "cross_attn_norm": True,
+    "qk_norm": "rms_norm_across_heads", "eps": 1e-6, "rope_max_seq_len": 64,
+}
+WAN_SCHEDULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 3.0}
 SD3_SCHEDULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 1.5}
 
 CLIP_CONFIG = {
@@ -116,12 +127,17 @@ def identity_vae(anchor=1600.0, lift=20.0):
     return vae.eval()
 
 
-def new_vae(seed, pixel=False):
-    from ppdiffusers import AutoencoderKL
-
+def new_vae(seed, pixel=False, video=False):
+    """A random AutoencoderKL (`video`: AutoencoderKLWan, PPDiffusers from source only)."""
     from ..models.loading import build_module
 
     paddle.seed(seed)
+    if video:
+        from ppdiffusers import AutoencoderKLWan
+
+        return build_module(AutoencoderKLWan, WAN_VAE_CONFIG)
+    from ppdiffusers import AutoencoderKL
+
     return build_module(AutoencoderKL, PIXEL_VAE_CONFIG if pixel else VAE_CONFIG)
 
 
@@ -134,6 +150,11 @@ def new_transformer(arch, seed, latent_channels, latent_size=32):
         from ..models.flux_transformer import FluxTransformer2DModel
 
         return build_module(FluxTransformer2DModel, dict(FLUX_CONFIG, in_channels=4 * latent_channels))
+    if arch == "wan":
+        from ppdiffusers import WanTransformer3DModel
+
+        return build_module(WanTransformer3DModel, dict(WAN_CONFIG, in_channels=latent_channels,
+                                                        out_channels=latent_channels))
     if arch == "pixart":
         from ppdiffusers import Transformer2DModel
 

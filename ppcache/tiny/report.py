@@ -5,18 +5,23 @@ DEFAULT_STEPS = 20
 
 
 def generate(pipe, prompts, steps, seeds, **kwargs):
-    """One float image [H, W, 3] in [0, 1] per (prompt, seed), at the pipeline's default resolution."""
+    """One float image [H, W, 3] in [0, 1] per (prompt, seed), at the pipeline's default resolution (a video: its
+    frames side by side)."""
     import paddle
 
-    from ..pipelines.run import model_call_kwargs
+    from ..pipelines.run import is_video, model_call_kwargs
 
     pipe.set_progress_bar_config(disable=True)
+    if is_video(pipe):  # video pipelines default to 480x832
+        from .dataset import IMAGE_SIZE
+
+        kwargs = dict(dict(height=IMAGE_SIZE, width=IMAGE_SIZE), **kwargs)
     images = []
     for prompt, seed in zip(prompts, seeds):
         generator = paddle.Generator().manual_seed(int(seed))
         out = pipe(prompt=prompt, num_inference_steps=steps, generator=generator, output_type="np",
                    **model_call_kwargs(pipe), **kwargs)
-        images.append(np.asarray(out.images[0]))
+        images.append(np.concatenate(list(out.frames[0]), axis=1) if is_video(pipe) else np.asarray(out.images[0]))
     return images
 
 
@@ -39,7 +44,8 @@ def sample_grid(pipeline_dir, path, steps=DEFAULT_STEPS, seeds_per_prompt=2):
     images = []
     for seed in range(seeds_per_prompt):
         images += generate(pipe, prompts, steps, [seed] * len(prompts))
-    grid = tile(images, columns=len(prompts) // 2)
+    wide = images[0].shape[1] > images[0].shape[0]  # videos: a few clips per row
+    grid = tile(images, columns=4 if wide else len(prompts) // 2)
     Image.fromarray((grid * 255).round().astype(np.uint8)).save(path)
     return path
 
