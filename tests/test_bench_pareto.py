@@ -81,3 +81,23 @@ def test_frontier_of_a_hand_made_point_set():
     text = frontier_table(points)
     assert "| ≤ 0.50 | cache-dit **(best)** | cd 0.3 | 0.480 | 0.9750 (0.960) | 33.00 | +0.0350 |" in text
     assert frontier([], (0.5,)) == []
+
+
+def test_video_rows_carry_temporal_ssim_into_the_frontier_table():
+    rows = [row("5/20 steps", "fewer-steps", 0.25, 0.80, 3.0, ssim_min=0.7, psnr=20.0, temporal_ssim=0.85),
+            row("fast", "teacache", 0.30, 0.95, 2.9, ssim_min=0.9, psnr=30.0, temporal_ssim=0.97)]
+    text = frontier_table(frontier(rows, (0.35,)))
+    assert "| temporal SSIM |" in text
+    assert "| ≤ 0.35 | ppcache **(best)** | fast | 0.300 | 0.9500 (0.900) | 30.00 | 0.9700 | +0.1500 |" in text
+    images = [row("fast", "teacache", 0.30, 0.95, 2.9, ssim_min=0.9, psnr=30.0)]
+    assert "temporal" not in frontier_table(frontier(images, (0.35,)))  # images: no such column
+
+
+def test_summary_of_video_records_averages_their_temporal_ssim():
+    from ppcache.bench.report import summarize
+
+    record = dict(compute_fraction=0.4, macs=1e9, ssim=0.9, psnr=30.0, cache_bytes=0, steps_computed=8,
+                  blocks_computed=10, blocks_predicted=6, fallbacks=0)
+    video = summarize("v", "teacache", 20, [dict(record, temporal_ssim=0.8), dict(record, temporal_ssim=0.9)])
+    assert math.isclose(video["temporal_ssim"], 0.85)
+    assert math.isnan(summarize("i", "teacache", 20, [record])["temporal_ssim"])

@@ -1,44 +1,18 @@
 """ppcache in the PaddleMIX user's own environment: PPDiffusers from the PaddleMIX source tree first on the import
 path, its own FluxPipeline / StableDiffusion3Pipeline classes cached through ppcache.
 
-Every test runs in a subprocess with PYTHONPATH=<the tree>:<this checkout>. The tree's location comes from
-PPCACHE_PPDIFFUSERS_SRC (CI sets it to ../shared/ppdiffusers-src, and .ci/run fails when the tree is missing);
-without the variable these tests are skipped, and the skip reason names it.
+Every test runs in a subprocess with PYTHONPATH=<the tree>:<this checkout> (tests/source_tree.py); without
+PPCACHE_PPDIFFUSERS_SRC these tests are skipped, and the skip reason names it.
 """
-import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DRIVERS = os.path.join(ROOT, "tests", "source_env")
-SOURCE_VARIABLE = "PPCACHE_PPDIFFUSERS_SRC"
-SOURCE = os.environ.get(SOURCE_VARIABLE)
+from source_tree import DRIVERS, ROOT, SOURCE, needs_source_tree, run, run_json
 
-pytestmark = pytest.mark.skipif(
-    not SOURCE, reason=f"{SOURCE_VARIABLE} is not set: point it at a PPDiffusers source tree (../shared/ppdiffusers-src)")
-
-
-def source_env():
-    assert os.path.isdir(os.path.join(SOURCE, "ppdiffusers")), f"{SOURCE_VARIABLE}={SOURCE} holds no ppdiffusers package"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([SOURCE, ROOT]))
-    env.pop("FLAGS_sdpa_select_math", None)  # ppcache must select PPDiffusers' math attention on CPU by itself
-    return env
-
-
-def run(args, timeout=900):
-    result = subprocess.run([sys.executable] + args, cwd=ROOT, env=source_env(), capture_output=True, text=True,
-                            timeout=timeout)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
-def run_json(args, timeout=900):
-    return json.loads(run(args, timeout).stdout.strip().splitlines()[-1])
+pytestmark = needs_source_tree
 
 
 def flux_configs():

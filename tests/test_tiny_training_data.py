@@ -64,3 +64,18 @@ def test_self_guidance_bakes_classifier_free_guidance_into_the_conditional_model
     plain, guided = _trained_velocities(1.0), _trained_velocities(3.0)
     np.testing.assert_allclose(plain, np.array([-1.0, 1.0, 0.0]), atol=0.2)
     np.testing.assert_allclose(guided, np.array([-3.0, 3.0, 0.0]), atol=0.4)
+
+
+def test_video_clips_pan_or_drift_their_subject():
+    from ppcache.tiny.clips import build_clips
+
+    clips, labels = build_clips(2, seed=0, frames=5)
+    assert clips.shape == (2 * len(dataset.subjects()), 3, 5, 32, 32) and clips.dtype == np.float32
+    assert clips.min() >= -1.0 and clips.max() <= 1.0
+    assert list(labels[::2]) == list(range(len(dataset.subjects())))
+    steps = np.abs(np.diff(clips, axis=2)).mean(axis=(1, 3, 4))  # [clip, frame step]
+    assert (steps.max(axis=1) > 0.01).all()  # every clip moves
+    # a straight pan: frame 0 and frame 4 differ more than consecutive frames do
+    ends = np.abs(clips[:, :, 4] - clips[:, :, 0]).mean(axis=(1, 2, 3))
+    assert np.median(ends / steps.mean(axis=1)) > 1.5
+    np.testing.assert_array_equal(build_clips(2, seed=0, frames=5)[0], clips)  # seeded
