@@ -6,7 +6,7 @@
     python tools/train_tiny.py --arch pixart --out ppcache/assets/tiny-pixart --vae-from VAE_DIR --iters 800 \
         --batch-size 32 --lr 5e-4 --samples-per-subject 400 --digit-shift 8 --digit-repeats 1 --self-guidance 1
     PYTHONPATH=../shared/ppdiffusers-src python tools/train_tiny.py --arch wan --out ppcache/assets/tiny-wan \
-        --vae-iters 400 --iters 800 --batch-size 32 --lr 5e-4 --samples-per-subject 200 --self-guidance 1
+        --vae-iters 800 --iters 800 --batch-size 32 --lr 5e-4 --samples-per-subject 200 --self-guidance 1
 
 Data: random crops of photographs shipped with scikit-image / scikit-learn plus scikit-learn's handwritten
 digits (ppcache/tiny/dataset.py). tiny-flux (the defaults): pixels sampled directly through a built identity

@@ -55,12 +55,12 @@ PIXART_SCHEDULER = {"_class_name": "DPMSolverMultistepScheduler", "num_train_tim
                     "beta_end": 0.02, "beta_schedule": "linear", "prediction_type": "v_prediction", "solver_order": 2,
                     "algorithm_type": "dpmsolver++", "lower_order_final": True}
 # tiny-wan: Wan2.1's WanTransformer3DModel (1x2x2 patches: 3 latent frames x 8x8 = 192 tokens for 5 frames at 32x32)
-# on a tiny AutoencoderKLWan (2x in space and time, 8 channels) trained on the clips of ppcache/tiny/clips.py, with
+# on a tiny AutoencoderKLWan (2x in space and time, 16 channels) trained on the clips of ppcache/tiny/clips.py, with
 # tiny-flux's T5 and Wan's flow-match Euler schedule (shift 3).
-WAN_VAE_CONFIG = {"base_dim": 8, "z_dim": 8, "dim_mult": [1, 2], "num_res_blocks": 1, "attn_scales": [],
+WAN_VAE_CONFIG = {"base_dim": 8, "z_dim": 16, "dim_mult": [1, 2], "num_res_blocks": 1, "attn_scales": [],
                   "temperal_downsample": [True], "dropout": 0.0}
 WAN_CONFIG = {
-    "patch_size": [1, 2, 2], "num_attention_heads": 2, "attention_head_dim": 32, "in_channels": 8, "out_channels": 8,
+    "patch_size": [1, 2, 2], "num_attention_heads": 2, "attention_head_dim": 32, "in_channels": 16, "out_channels": 16,
     "text_dim": TEXT_DIM, "freq_dim": 64, "ffn_dim": 128, "num_layers": 8, "cross_attn_norm": True,
     "qk_norm": "rms_norm_across_heads", "eps": 1e-6, "rope_max_seq_len": 64,
 }
