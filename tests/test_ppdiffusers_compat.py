@@ -26,6 +26,19 @@ def test_a_class_the_installed_ppdiffusers_lacks_is_one_line():
     assert "has no NoSuchPipeline" in message and "model.pipeline: ppcache" in message and "\n" not in message
 
 
+def test_the_bundled_video_model_on_pypi_ppdiffusers_says_to_install_the_source_tree():
+    # this process has PyPI's ppdiffusers 0.29.0 (no Wan); tiny-wan is a WanPipeline, and ppcache has no pipeline of
+    # its own to offer instead
+    from ppcache.config import resolve_model_path
+
+    assert not hasattr(ppdiffusers, "WanPipeline")
+    with pytest.raises(CheckpointError) as info:
+        loading.load_pipeline(resolve_model_path("tiny-wan"))
+    message = str(info.value)
+    assert "has no WanPipeline" in message and "PaddleMIX source tree" in message
+    assert "model.pipeline" not in message and "\n" not in message
+
+
 class StaticShiftScheduler:
     """A flow-match scheduler without dynamic shifting, like PyPI's ppdiffusers 0.29.0."""
 

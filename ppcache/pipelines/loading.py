@@ -32,9 +32,11 @@ def ppdiffusers_class(name):
 
     cls = getattr(ppdiffusers, name, None)
     if cls is None:
+        # ppcache has pipelines of its own for FLUX and SD3 only
+        alternative = "" if name in INSTALLED_PIPELINES else ", or use model.pipeline: ppcache"
         raise CheckpointError(
             f"the installed ppdiffusers {getattr(ppdiffusers, '__version__', '?')} has no {name}: install PPDiffusers "
-            f"from the PaddleMIX source tree, or use model.pipeline: ppcache")
+            f"from the PaddleMIX source tree (first on PYTHONPATH){alternative}")
     return cls
 
 
