@@ -126,3 +126,21 @@ def test_peers_on_a_pixart_directory(tmp_path):
     for row in rows[1:]:
         assert 0.0 < row["compute_fraction"] < 1.0, row["name"]
         assert 0.0 < row["ssim"] < 1.0, row["name"]
+
+
+def test_peer_models_load_single_and_sharded_directories_strictly(tmp_path):
+    import torch
+    from diffusers import AutoencoderKL
+
+    from ppcache.bench.peer_families import from_directory
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(block_out_channels=[8], norm_num_groups=4, latent_channels=4)
+    vae.save_pretrained(tmp_path / "single")
+    vae.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    assert (tmp_path / "sharded" / "diffusion_pytorch_model.safetensors.index.json").exists()
+    for name in ("single", "sharded"):
+        loaded = from_directory(AutoencoderKL, str(tmp_path / name))
+        assert not loaded.training
+        for key, value in vae.state_dict().items():
+            assert torch.equal(loaded.state_dict()[key], value), (name, key)

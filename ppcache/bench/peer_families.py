@@ -178,7 +178,15 @@ def from_directory(cls, directory, **config):
     from safetensors.torch import load_file
 
     model = cls.from_config(dict(cls.load_config(directory), **config))
-    model.load_state_dict(load_file(os.path.join(directory, "diffusion_pytorch_model.safetensors")), strict=True)
+    name = "diffusion_pytorch_model.safetensors"
+    files = [name]
+    if os.path.exists(os.path.join(directory, name + ".index.json")):  # sharded
+        with open(os.path.join(directory, name + ".index.json")) as handle:
+            files = sorted(set(json.load(handle)["weight_map"].values()))
+    weights = {}
+    for file in files:
+        weights.update(load_file(os.path.join(directory, file)))
+    model.load_state_dict(weights, strict=True)
     return model.eval()
 
 
