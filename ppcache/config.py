@@ -27,7 +27,7 @@ def resolve_model_path(path):
 class ModelSection:
     """Which pipeline to load."""
 
-    path: str = "tiny-flux"  # bundled name (tiny-flux, tiny-sd3, tiny-pixart, tiny-wan) or a diffusers-format pipeline directory
+    path: str = "tiny-flux"  # bundled name (tiny-flux, tiny-sd3, tiny-pixart, tiny-wan) or a diffusers pipeline directory
     dtype: str = "float32"  # float32, float16 or bfloat16 (on a CPU-only Paddle build bf16 weights compute in fp32)
     pipeline: str = "ppcache"  # ppcache's pipeline classes, or the installed PPDiffusers' own (ppdiffusers)
     compile: bool = False  # every transformer block under paddle.jit.to_static (ppcache.compiled)
@@ -50,7 +50,7 @@ class RunSection:
     guidance_scale: float = 3.5  # FLUX guidance embedding (guidance-distilled models); SD3 CFG scale
     true_cfg_scale: float = 1.0  # FLUX true classifier-free guidance
     max_sequence_length: Optional[int] = None  # T5 tokens; default: the tokenizer's model_max_length (<= 512)
-    frames: Optional[int] = None  # video pipelines: frames to generate (default: the pipeline's)
+    frames: Optional[int] = None  # video: frames (default: the checkpoint's recorded count, else the pipeline's)
     output: str = "outputs/image.png"  # .png; a video pipeline writes the same path as .gif
 
     def validate(self, where):

@@ -17,11 +17,12 @@ SOURCE_VARIABLE = "PPCACHE_PPDIFFUSERS_SRC"
 SOURCE = os.environ.get(SOURCE_VARIABLE)
 
 needs_source_tree = pytest.mark.skipif(
-    not SOURCE, reason=f"{SOURCE_VARIABLE} is not set: point it at a PPDiffusers source tree (../shared/ppdiffusers-src)")
+    not SOURCE,
+    reason=f"{SOURCE_VARIABLE} is not set: point it at a PPDiffusers source tree (../shared/ppdiffusers-src)")
 
 
 def source_env():
-    assert os.path.isdir(os.path.join(SOURCE, "ppdiffusers")), f"{SOURCE_VARIABLE}={SOURCE} holds no ppdiffusers package"
+    assert os.path.isdir(os.path.join(SOURCE, "ppdiffusers")), f"{SOURCE_VARIABLE}={SOURCE} has no ppdiffusers package"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([SOURCE, ROOT]))
     env.pop("FLAGS_sdpa_select_math", None)  # ppcache must select PPDiffusers' math attention on CPU by itself
     return env

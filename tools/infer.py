@@ -37,8 +37,10 @@ def parse_args(argv):
     parser.add_argument("--steps", type=int)
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
-    parser.add_argument("--frames", type=int, help="video pipelines: frames to generate")
-    parser.add_argument("--model", help="bundled name (tiny-flux, tiny-sd3, tiny-pixart, tiny-wan) or pipeline directory")
+    parser.add_argument("--frames", type=int, help="video pipelines: frames to generate (default: the count the "
+                                                   "checkpoint records, else the pipeline's)")
+    parser.add_argument("--model",
+                        help="bundled name (tiny-flux, tiny-sd3, tiny-pixart, tiny-wan) or pipeline directory")
     parser.add_argument("--pipeline", choices=("ppcache", "ppdiffusers"),
                         help="pipeline classes: ppcache's own, or the installed PPDiffusers' (model.pipeline)")
     parser.add_argument("--out", help="output PNG path")

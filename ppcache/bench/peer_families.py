@@ -135,7 +135,8 @@ class WanPeer(PeerFamily):
         with open(os.path.join(directory, "config.json")) as handle:
             temporal = json.load(handle).get("temperal_downsample", [False, True, True])
         return from_directory(diffusers.AutoencoderKLWan, directory,
-                              scale_factor_temporal=2 ** sum(map(bool, temporal)), scale_factor_spatial=2 ** len(temporal))
+                              scale_factor_temporal=2 ** sum(map(bool, temporal)),
+                              scale_factor_spatial=2 ** len(temporal))
 
     def inputs(self, pipe, prompt, seed, height, width):
         import paddle

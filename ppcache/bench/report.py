@@ -21,7 +21,8 @@ from .plots import FEWER_STEPS
 from .store import atomic
 
 COLUMNS = ["name", "framework", "method", "steps", "compute_fraction", "gmacs", "ssim", "ssim_min", "psnr",
-           "temporal_ssim", "speedup", "speedup_min", "speedup_max", "fewer_steps_ssim", "beats_fewer_steps", "pareto", "cache_kib",
+           "temporal_ssim", "speedup", "speedup_min", "speedup_max", "fewer_steps_ssim", "beats_fewer_steps", "pareto",
+           "cache_kib",
            "steps_computed", "blocks_computed", "blocks_predicted", "fallbacks", "timing_model_ratio", "cases"]
 NAN = float("nan")
 
