@@ -26,7 +26,7 @@ def main():
     out = dict(pipeline=type(pipe).__name__, shape=list(cat.shape), cat_mean=float(cat.mean()),
                digit_mean=float(digit.mean()), cat_vs_digit_ssim=ssim(cat, digit),
                motion=float(np.abs(np.diff(cat, axis=0)).mean()), configs={})
-    for name in ("fbcache", "teacache", "taylorseer"):
+    for name in ("dbcache_fast", "teacache", "taylorseer"):
         ppcache.apply_cache(pipe, load_config(os.path.join(CONFIGS, f"{name}.yaml")).cache)
         try:
             video = sample(pipe, PROMPT, 0, STEPS)[0]
