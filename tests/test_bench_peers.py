@@ -128,7 +128,7 @@ def test_peers_on_a_pixart_directory(tmp_path):
         assert 0.0 < row["ssim"] < 1.0, row["name"]
 
 
-def test_peer_models_load_single_and_sharded_directories_strictly(tmp_path):
+def test_peer_models_load_single_and_sharded_directories_and_refuse_missing_tensors(tmp_path):
     import torch
     from diffusers import AutoencoderKL
 
@@ -144,3 +144,10 @@ def test_peer_models_load_single_and_sharded_directories_strictly(tmp_path):
         assert not loaded.training
         for key, value in vae.state_dict().items():
             assert torch.equal(loaded.state_dict()[key], value), (name, key)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(tmp_path / "single" / "diffusion_pytorch_model.safetensors"))
+    weights.pop(sorted(weights)[0])
+    save_file(weights, str(tmp_path / "single" / "diffusion_pytorch_model.safetensors"))
+    with pytest.raises(PPCacheError, match="lack 1 tensor"):
+        from_directory(AutoencoderKL, str(tmp_path / "single"))

@@ -12,7 +12,7 @@ from ..adapters.base import BlockIO
 from ..adapters.flux import FluxAdapter
 from ..adapters.pixart import PixArtAdapter
 from ..adapters.wan import WanAdapter
-from ..errors import UnsupportedModelError
+from ..errors import PPCacheError, UnsupportedModelError
 
 
 class PeerFamily:
@@ -174,7 +174,7 @@ def peer_family(pipeline_class, model_path):
 
 def from_directory(cls, directory, **config):
     """A diffusers model built from its config (updated with `config`) and given the directory's safetensors
-    weights, strictly; in eval mode. (`from_pretrained` without low_cpu_mem_usage refuses models that keep
+    weights, every one of its tensors required; in eval mode. (`from_pretrained` without low_cpu_mem_usage refuses models that keep
     modules in float32, such as Wan's, and with it needs accelerate.)"""
     from safetensors.torch import load_file
 
@@ -187,7 +187,10 @@ def from_directory(cls, directory, **config):
     weights = {}
     for file in files:
         weights.update(load_file(os.path.join(directory, file)))
-    model.load_state_dict(weights, strict=True)
+    missing = model.load_state_dict(weights, strict=False).missing_keys
+    if missing:  # extra tensors are fine (PPDiffusers' PixArt saves its caption projection's y_embedding)
+        raise PPCacheError(f"{directory}: the weights lack {len(missing)} tensor(s) of diffusers' {cls.__name__}, "
+                           f"e.g. {missing[0]}")
     return model.eval()
 
 
