@@ -16,14 +16,13 @@ def sample(pipe, prompt, seed, steps, height=DEFAULT_RESOLUTION, width=DEFAULT_R
     [F, H, W, 3] (at the checkpoint's recorded frame count, else the pipeline's default)."""
     import paddle
 
-    from .pipelines.run import is_video, model_call_kwargs
+    from .pipelines.run import first_output, model_call_kwargs
 
     pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()
     out = pipe(prompt=prompt, num_inference_steps=steps, generator=paddle.Generator().manual_seed(int(seed)),
                output_type="np", height=height, width=width, **model_call_kwargs(pipe))
-    result = out.frames[0] if is_video(pipe) else out.images[0]
-    return np.asarray(result), time.perf_counter() - start
+    return np.asarray(first_output(pipe, out)), time.perf_counter() - start
 
 
 @dataclasses.dataclass

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import ppcache  # noqa: E402,F401
 import paddle  # noqa: E402
 
-from ppcache.tiny import build, dataset  # noqa: E402
+from ppcache.tiny import build, clips, dataset  # noqa: E402
 from ppcache.tiny.train import encode_latents, train_flow, train_vae  # noqa: E402
 
 
@@ -69,8 +69,8 @@ def parse_args(argv=None):
                         help="range of a digit's position on the canvas, in pixels (8: anywhere, 2: centred +-1)")
     parser.add_argument("--digit-repeats", type=int, default=3,
                         help="samples per digit subject, as a multiple of --samples-per-subject")
-    parser.add_argument("--frames", type=int, default=None,
-                        help="tiny-wan: frames per training clip (1 + 2k; default %d)" % 5)
+    parser.add_argument("--frames", type=int, default=clips.FRAMES,
+                        help="tiny-wan: frames per training clip (1 + 2k)")
     parser.add_argument("--vae-iters", type=int, default=400)
     parser.add_argument("--iters", type=int, default=1300)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -330,10 +330,7 @@ def main(argv=None):
         shutil.rmtree(out)
     os.makedirs(out)
     if video:
-        from ppcache.tiny import clips
-
-        frames = args.frames or clips.FRAMES
-        images, labels = clips.build_clips(args.samples_per_subject, seed=args.seed, frames=frames)
+        images, labels = clips.build_clips(args.samples_per_subject, seed=args.seed, frames=args.frames)
     else:
         images, labels = dataset.build_dataset(args.samples_per_subject, seed=args.seed, image_size=args.image_size,
                                                digit_shift=args.digit_shift, digit_repeats=args.digit_repeats)

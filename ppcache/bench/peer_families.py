@@ -143,9 +143,10 @@ class WanPeer(PeerFamily):
 
         from ..pipelines.run import video_call_kwargs
 
-        frames = video_call_kwargs(pipe).get("num_frames", 81)  # 81: both pipelines' default
+        call = video_call_kwargs(pipe)
+        frames = call.get("num_frames", 81)  # 81: both pipelines' default
         embeds, negative = pipe.encode_prompt(prompt, negative_prompt="", do_classifier_free_guidance=True,
-                                              max_sequence_length=video_call_kwargs(pipe)["max_sequence_length"])
+                                              max_sequence_length=call["max_sequence_length"])
         latents = pipe.prepare_latents(1, pipe.transformer.config.in_channels, height, width, frames,
                                        paddle.float32, generator=paddle.Generator().manual_seed(int(seed)))
         return dict(prompt_embeds=_numpy(embeds), negative_prompt_embeds=_numpy(negative), latents=_numpy(latents),
@@ -174,8 +175,8 @@ def peer_family(pipeline_class, model_path):
 
 def from_directory(cls, directory, **config):
     """A diffusers model built from its config (updated with `config`) and given the directory's safetensors
-    weights, every one of its tensors required; in eval mode. (`from_pretrained` without low_cpu_mem_usage refuses models that keep
-    modules in float32, such as Wan's, and with it needs accelerate.)"""
+    weights, every one of its tensors required; in eval mode. (`from_pretrained` without low_cpu_mem_usage refuses
+    models that keep modules in float32, such as Wan's, and with it needs accelerate.)"""
     from safetensors.torch import load_file
 
     model = cls.from_config(dict(cls.load_config(directory), **config))

@@ -59,8 +59,9 @@ def video_call_kwargs(pipe):
     """A video model's recorded frame count; Wan2.1's prompts take the tokenizer's `model_max_length` tokens (at
     most 512, its pipeline's default), as its text encoder was run in training."""
     kwargs = {}
-    if default_frames(pipe):
-        kwargs["num_frames"] = int(default_frames(pipe))
+    frames = default_frames(pipe)
+    if frames:
+        kwargs["num_frames"] = int(frames)
     if type(pipe).__name__ == "WanPipeline":
         kwargs["max_sequence_length"] = min(512, int(getattr(pipe.tokenizer, "model_max_length", 512) or 512))
     return kwargs
@@ -86,6 +87,11 @@ def pipeline_kwargs(pipe, run):
     return kwargs
 
 
+def first_output(pipe, output):
+    """The first image of a pipeline's output, or for a video pipeline the first video's frames."""
+    return output.frames[0] if is_video(pipe) else output.images[0]
+
+
 def generate(pipe, run):
     """Returns (PIL image, wall seconds); for a video pipeline (list of PIL frames, wall seconds)."""
     check_resolution(pipe, run.height, run.width)
@@ -93,5 +99,6 @@ def generate(pipe, run):
         pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()
     output = pipe(**pipeline_kwargs(pipe, run))
-    result = list(output.frames[0]) if is_video(pipe) else output.images[0]
+    result = first_output(pipe, output)
+    result = list(result) if is_video(pipe) else result
     return result, time.perf_counter() - start

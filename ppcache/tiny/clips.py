@@ -11,50 +11,33 @@ from . import dataset
 FRAMES = 5  # 1 + 2k frames: the tiny Wan VAE halves time (its latent has 3 frames)
 
 
-def _direction(rng):
+def _straight_path(rng, room_y, room_x, speed, frames):
+    """(y, x) integer positions, one per frame, along a straight line in a random direction covering `speed`
+    pixels per frame, started so that the whole path stays within [0, room_y] x [0, room_x]."""
     angle = rng.uniform(0.0, 2.0 * np.pi)
-    return np.sin(angle), np.cos(angle)
+    travel_y, travel_x = np.sin(angle) * speed * (frames - 1), np.cos(angle) * speed * (frames - 1)
+    top = rng.uniform(max(0.0, -travel_y), room_y - max(0.0, travel_y))
+    left = rng.uniform(max(0.0, -travel_x), room_x - max(0.0, travel_x))
+    progress = [k / max(1, frames - 1) for k in range(frames)]
+    return [(int(round(top + travel_y * p)), int(round(left + travel_x * p))) for p in progress]
 
 
 def _photo_clip(photo, rng, frames):
     h, w = photo.shape[:2]
     side = int(min(h, w) * rng.uniform(0.32, 0.7))
-    travel = side * rng.uniform(0.12, 0.4)
-    dy, dx = _direction(rng)
-    span_y, span_x = abs(dy) * travel, abs(dx) * travel
-    top = rng.uniform(span_y if dy < 0 else 0, h - side - (span_y if dy > 0 else 0))
-    left = rng.uniform(span_x if dx < 0 else 0, w - side - (span_x if dx > 0 else 0))
+    speed = side * rng.uniform(0.12, 0.4) / max(1, frames - 1)
+    path = _straight_path(rng, h - side, w - side, speed, frames)
     flip = rng.random() < 0.5
-    clip = []
-    for k in range(frames):
-        progress = k / max(1, frames - 1)
-        y, x = int(round(top + dy * travel * progress)), int(round(left + dx * travel * progress))
-        frame = dataset._resize(photo[y: y + side, x: x + side], dataset.IMAGE_SIZE, dataset.IMAGE_SIZE)
-        clip.append(frame[:, ::-1] if flip else frame)
-    return clip
+    clip = [dataset._resize(photo[y: y + side, x: x + side], dataset.IMAGE_SIZE, dataset.IMAGE_SIZE) for y, x in path]
+    return [frame[:, ::-1] for frame in clip] if flip else clip
 
 
 def _digit_clip(images, targets, digit, rng, frames):
-    choices = np.flatnonzero(targets == digit)
-    glyph = images[rng.choice(choices)]
-    size = dataset.GLYPH_SIZE
-    big = dataset._resize(np.repeat(glyph[..., None], 3, axis=2).astype(np.float32), size, size)
+    glyph = dataset._glyph(images, targets, digit, rng)
     paper = rng.uniform(0.8, 1.0, size=3).astype(np.float32)
     ink = rng.uniform(0.0, 0.35, size=3).astype(np.float32)
-    margin = dataset.FREE_DIGIT_SHIFT
-    speed = rng.uniform(1.0, 2.0)
-    dy, dx = _direction(rng)
-    travel_y, travel_x = dy * speed * (frames - 1), dx * speed * (frames - 1)
-    top = rng.uniform(max(0.0, -travel_y), margin - max(0.0, travel_y))
-    left = rng.uniform(max(0.0, -travel_x), margin - max(0.0, travel_x))
-    clip = []
-    for k in range(frames):
-        progress = k / max(1, frames - 1)
-        y, x = int(round(top + travel_y * progress)), int(round(left + travel_x * progress))
-        canvas = np.zeros((dataset.IMAGE_SIZE, dataset.IMAGE_SIZE, 3), np.float32)
-        canvas[y: y + size, x: x + size] = big
-        clip.append(paper * (1 - canvas) + ink * canvas)
-    return clip
+    path = _straight_path(rng, dataset.FREE_DIGIT_SHIFT, dataset.FREE_DIGIT_SHIFT, rng.uniform(1.0, 2.0), frames)
+    return [dataset._on_paper(glyph, y, x, paper, ink) for y, x in path]
 
 
 def build_clips(samples_per_subject, seed=0, frames=FRAMES):

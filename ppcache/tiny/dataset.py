@@ -100,15 +100,24 @@ DIGIT_SHIFT = 2  # the bundled models' data: centred, give or take a pixel
 def _digit_sample(images, targets, digit, rng, shift=DIGIT_SHIFT):
     """A random instance of the digit, ink-on-paper colours, placed within `shift` pixels of the top-left corner
     (centred, give or take shift // 2, for a shift below the free margin)."""
-    choices = np.flatnonzero(targets == digit)
-    glyph = images[rng.choice(choices)]
-    big = _resize(np.repeat(glyph[..., None], 3, axis=2).astype(np.float32), GLYPH_SIZE, GLYPH_SIZE)
-    canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.float32)
+    glyph = _glyph(images, targets, digit, rng)
     low = (FREE_DIGIT_SHIFT - shift) // 2
     top, left = rng.integers(low, low + shift + 1, size=2)
-    canvas[top: top + GLYPH_SIZE, left: left + GLYPH_SIZE] = big
     paper = rng.uniform(0.8, 1.0, size=3).astype(np.float32)
     ink = rng.uniform(0.0, 0.35, size=3).astype(np.float32)
+    return _on_paper(glyph, top, left, paper, ink)
+
+
+def _glyph(images, targets, digit, rng):
+    """A random instance of the digit, GLYPH_SIZE square, ink 1 on paper 0."""
+    glyph = images[rng.choice(np.flatnonzero(targets == digit))]
+    return _resize(np.repeat(glyph[..., None], 3, axis=2).astype(np.float32), GLYPH_SIZE, GLYPH_SIZE)
+
+
+def _on_paper(glyph, top, left, paper, ink):
+    """The glyph drawn at (top, left) of the canvas in `ink` on `paper` colours."""
+    canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.float32)
+    canvas[top: top + GLYPH_SIZE, left: left + GLYPH_SIZE] = glyph
     return paper * (1 - canvas) + ink * canvas
 
 

@@ -9,19 +9,20 @@ def generate(pipe, prompts, steps, seeds, **kwargs):
     frames side by side)."""
     import paddle
 
-    from ..pipelines.run import is_video, model_call_kwargs
+    from ..pipelines.run import first_output, is_video, model_call_kwargs
 
     pipe.set_progress_bar_config(disable=True)
     if is_video(pipe):  # video pipelines default to 480x832
         from .dataset import IMAGE_SIZE
 
-        kwargs = dict(dict(height=IMAGE_SIZE, width=IMAGE_SIZE), **kwargs)
+        kwargs = {"height": IMAGE_SIZE, "width": IMAGE_SIZE, **kwargs}
     images = []
     for prompt, seed in zip(prompts, seeds):
         generator = paddle.Generator().manual_seed(int(seed))
         out = pipe(prompt=prompt, num_inference_steps=steps, generator=generator, output_type="np",
                    **model_call_kwargs(pipe), **kwargs)
-        images.append(np.concatenate(list(out.frames[0]), axis=1) if is_video(pipe) else np.asarray(out.images[0]))
+        result = np.asarray(first_output(pipe, out))
+        images.append(np.concatenate(list(result), axis=1) if is_video(pipe) else result)
     return images
 
 
