@@ -79,18 +79,20 @@ def apply_cache(target, config):
     """Caches `target` (a FluxPipeline / StableDiffusion3Pipeline, or a bare transformer; for DeepCache a
     StableDiffusionPipeline / StableDiffusionXLPipeline or a bare UNet2DConditionModel) with `config`.
 
-    `config`: a YAML path, a `PPCacheConfig`, a `cache:` dict, or a method config (SortBlockConfig, ...).
-    With a pipeline, generations and steps come from its scheduler; with a bare transformer, from the
+    `config`: a YAML path, a `PPCacheConfig`, a `cache:` dict, a method config (SortBlockConfig, ...), or a
+    ready Policy instance (a calibration recorder, ppcache.bench.calibration). With a pipeline, generations and steps come from its scheduler; with a bare transformer, from the
     timestep of each call (see ppcache.context). Returns the engine; `remove_cache(target)` undoes it.
     """
     from .policies import policy_for
+    from .policies.base import Policy
 
-    method = _method_config(config)
+    policy = config if isinstance(config, Policy) else None
+    method = policy.config if policy is not None else _method_config(config)
     remove_cache(target)
     if isinstance(method, NoCache):
         return None
     pipe, transformer = _split(target)
-    policy = policy_for(method)
+    policy = policy or policy_for(method)
     engine = CacheEngine(transformer, policy, getattr(method, "current_timestep_callback", None),
                          getattr(method, "num_inference_steps", None)).install()
     engine.detach_scheduler = lambda: None

@@ -16,10 +16,11 @@ STATIC_FORWARD = "_ppcache_static_forward"  # kept across uncompile/compile: its
 
 
 def _blocks(target):
+    """(transformer, its original blocks, the cache engine whose wrappers hold them or None)."""
     transformer = getattr(target, "transformer", target)
-    blocks = [block.block if isinstance(block, CachedBlock) else block
-              for _, _, block in adapter_for(transformer).block_slots()]
-    return transformer, blocks
+    slots = [block for _, _, block in adapter_for(transformer).block_slots()]
+    engine = next((block._engine for block in slots if isinstance(block, CachedBlock)), None)
+    return transformer, [block.block if isinstance(block, CachedBlock) else block for block in slots], engine
 
 
 def is_compiled(block):
@@ -36,12 +37,9 @@ def check_block_level(policy):
 
 def compile_blocks(target):
     """Compiles the forward of every block of `target` (a pipeline or its transformer); returns how many."""
-    from .api import engine_of
-
-    transformer, blocks = _blocks(target)
+    transformer, blocks, engine = _blocks(target)
     if getattr(transformer, "sequence_parallel", None) is not None:
         raise PPCacheError("model.compile is not supported with parallel.sequence yet: drop one of them")
-    engine = engine_of(transformer)
     if engine is not None:
         check_block_level(engine.policy)
     for block in blocks:
@@ -55,7 +53,7 @@ def compile_blocks(target):
 
 def uncompile_blocks(target):
     """Back to the eager forward of every block."""
-    _, blocks = _blocks(target)
+    _, blocks, _ = _blocks(target)
     for block in blocks:
         if is_compiled(block):
             del block.__dict__["forward"]

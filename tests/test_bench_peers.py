@@ -11,7 +11,7 @@ import pytest
 from ppcache.bench import peers
 from ppcache.bench.peer_families import FluxPeer, flux_block_weights
 from ppcache.errors import ConfigError, PPCacheError
-from ppcache.evaluate import sample
+from ppcache.bench.evaluate import sample
 
 STEPS = 6
 CASES = [("a photo of a flower", 3)]

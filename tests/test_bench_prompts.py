@@ -32,9 +32,9 @@ def test_cases_cross_seeds_and_keep_own_seed():
 
 
 def test_bundled_set_is_the_training_subjects():
-    from ppcache.tiny.dataset import default_prompts
+    from ppcache.tiny.dataset import subject_prompts
 
-    assert [p for p, _ in load_prompts()] == default_prompts()
+    assert [p for p, _ in load_prompts()] == subject_prompts()
     assert load_prompts(BUNDLED_PROMPTS) == load_prompts(None)
 
 

@@ -5,7 +5,7 @@ import pytest
 from ppcache import apply_cache, remove_cache, summary
 from ppcache.config import build_cache_section
 from ppcache.errors import ConfigError
-from ppcache.evaluate import sample
+from ppcache.bench.evaluate import sample
 
 STEPS = 8
 # each method with its own gate shut (it would compute every step), so only the cap can make it skip

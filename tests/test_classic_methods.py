@@ -4,7 +4,7 @@ import paddle
 import pytest
 
 import ppcache
-from ppcache.calibration import fit_polynomial, simulate_thresholds
+from ppcache.bench.calibration import fit_polynomial, simulate_thresholds
 from ppcache.policies.tgate import tgate_computes
 
 BLOCKS = 12

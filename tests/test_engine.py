@@ -7,7 +7,7 @@ import pytest
 
 import ppcache
 from ppcache import FirstBlockTaylorConfig, SortBlockConfig, TeaBlockCacheConfig
-from ppcache.baselines import shipped_configs
+from ppcache.bench.baselines import shipped_configs
 from ppcache.config import load_config
 from ppcache.errors import ConfigError, UnsupportedModelError
 from ppcache.pipelines.loading import load_pipeline

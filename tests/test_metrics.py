@@ -1,7 +1,7 @@
 """SSIM / PSNR of images and videos, and the temporal SSIM of videos."""
 import numpy as np
 
-from ppcache.metrics import psnr, ssim, temporal_ssim
+from ppcache.bench.metrics import psnr, ssim, temporal_ssim
 
 
 def video(seed, frames=4):

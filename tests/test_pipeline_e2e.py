@@ -3,7 +3,7 @@ import numpy as np
 import paddle
 import pytest
 
-from ppcache.metrics import mean_quality
+from ppcache.bench.metrics import mean_quality
 from ppcache.pipelines.loading import load_pipeline
 from ppcache.tiny.report import DEFAULT_STEPS, generate
 
@@ -61,9 +61,9 @@ def test_images_follow_prompts(flux_pipe):
 def subject_images(flux_pipe):
     """One full-step image per subject (seed 0), shared by the prompt-following and difficulty tests below: the
     three together are the suite's one long quality run of the bundled model (about 60 s on 2 cores)."""
-    from ppcache.tiny.dataset import default_prompts, subjects
+    from ppcache.tiny.dataset import subject_prompts, subjects
 
-    prompts = default_prompts()
+    prompts = subject_prompts()
     return subjects(), prompts, np.stack(generate(flux_pipe, prompts, DEFAULT_STEPS, [0] * len(prompts)))
 
 

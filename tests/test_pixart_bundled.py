@@ -7,8 +7,8 @@ import pytest
 
 import ppcache
 from ppcache.config import load_config, resolve_model_path
-from ppcache.evaluate import sample
-from ppcache.metrics import ssim
+from ppcache.bench.evaluate import sample
+from ppcache.bench.metrics import ssim
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 STEPS = 20

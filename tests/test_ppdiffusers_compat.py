@@ -14,14 +14,14 @@ import ppcache
 import ppdiffusers
 from ppcache.errors import CheckpointError, UnsupportedModelError
 from ppcache.models import sd3_compat
-from ppcache.pipelines import exports, loading
+from ppcache.pipelines import components, exports, loading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_a_class_the_installed_ppdiffusers_lacks_is_one_line():
     with pytest.raises(CheckpointError) as info:
-        loading.ppdiffusers_class("NoSuchPipeline")
+        components.ppdiffusers_class("NoSuchPipeline")
     message = str(info.value)
     assert "has no NoSuchPipeline" in message and "model.pipeline: ppcache" in message and "\n" not in message
 
@@ -47,14 +47,14 @@ class StaticShiftScheduler:
 
 
 def test_ppdiffusers_scheduler_refuses_settings_it_would_drop(tmp_path, monkeypatch):
-    monkeypatch.setattr(loading, "ppdiffusers_class", lambda name: StaticShiftScheduler)
+    monkeypatch.setattr(components, "ppdiffusers_class", lambda name: StaticShiftScheduler)
     (tmp_path / "scheduler_config.json").write_text(json.dumps(
         {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 3.0, "use_dynamic_shifting": True,
          "base_shift": 0.5}))
     with pytest.raises(CheckpointError, match="does not implement base_shift, use_dynamic_shifting"):
-        loading._ppdiffusers_scheduler("FlowMatchEulerDiscreteScheduler")(str(tmp_path), None)
+        components._ppdiffusers_scheduler("FlowMatchEulerDiscreteScheduler")(str(tmp_path), None)
     (tmp_path / "scheduler_config.json").write_text(json.dumps({"shift": 3.0, "use_dynamic_shifting": False}))
-    assert loading._ppdiffusers_scheduler("FlowMatchEulerDiscreteScheduler")(str(tmp_path), None).shift == 3.0  # a False setting loses nothing
+    assert components._ppdiffusers_scheduler("FlowMatchEulerDiscreteScheduler")(str(tmp_path), None).shift == 3.0  # a False setting loses nothing
 
 
 def test_sd3_keys_are_added_only_where_the_class_lacks_them():
@@ -143,7 +143,7 @@ def test_scheduler_hooks_keep_signatures_and_restore(flux_pipe):
 
 
 def test_a_generation_with_nothing_to_cache_says_so(flux_pipe):
-    from ppcache.evaluate import sample
+    from ppcache.bench.evaluate import sample
 
     # FLUX's smallest timestep at 20 steps is 50: a window below it never opens.
     ppcache.apply_cache(flux_pipe, ppcache.SortBlockConfig(timestep_start=10, timestep_end=0))

@@ -17,7 +17,7 @@ pytestmark = needs_source_tree
 
 def flux_configs():
     """Every shipped cache config (the no-cache baseline excluded)."""
-    from ppcache.baselines import shipped_configs
+    from ppcache.bench.baselines import shipped_configs
 
     return sorted(shipped_configs().values())
 

@@ -111,7 +111,7 @@ def test_collected_values_ride_on_the_decision_read():
 
 @pytest.mark.parametrize("axis", ["step", "timestep"])
 def test_forecast_axis_positions(flux_pipe, axis):
-    from ppcache.evaluate import sample
+    from ppcache.bench.evaluate import sample
 
     config = ppcache.FirstBlockTaylorConfig(forecast_axis=axis)
     engine = ppcache.apply_cache(flux_pipe, config)

@@ -7,7 +7,7 @@ import pytest
 
 import ppcache
 from ppcache.errors import ConfigError
-from ppcache.schedule import CacheSchedule
+from ppcache.cache_schedule import CacheSchedule
 
 
 def model_components(pipe):

@@ -5,7 +5,7 @@ import numpy as np
 import paddle
 import pytest
 
-from ppcache.pipelines.scheduler import FlowMatchEulerDiscreteScheduler, calculate_shift
+from ppcache.pipelines.flow_match_scheduler import FlowMatchEulerDiscreteScheduler, calculate_shift
 
 FLUX_DEV = dict(use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
                 max_image_seq_len=4096)

@@ -13,7 +13,7 @@ from ppcache.errors import ConfigError
 from ppcache.search import (NSGASearch, attention_every_genome, evaluate_candidates, evaluator,  # noqa: E402
                             fora_genome, heuristic_seeds, hypervolume, load_search_config, no_cache_constraint,
                             objectives_from_shards, pick, tgate_genome)
-from ppcache.schedule import CacheSchedule  # noqa: E402
+from ppcache.cache_schedule import CacheSchedule  # noqa: E402
 from ppcache.search.targets import Point, target_report  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -169,7 +169,7 @@ def test_target_report_on_hand_made_points():
 def test_ranks_exchanging_files_get_the_single_process_objectives(tmp_path):
     import threading
 
-    from ppcache.search.sharding import sharded_evaluator
+    from ppcache.search.candidate_shards import sharded_evaluator
 
     X = heuristic_seeds(COMPONENTS, 4, 7, seed=2)
     records = [{}, {}]

@@ -1,7 +1,7 @@
 """CI regression: every shipped config keeps its SSIM (within 0.01) and compute fraction (within +0.02)."""
 import pytest
 
-from ppcache import baselines
+from ppcache.bench import baselines
 
 
 @pytest.fixture(scope="module")

@@ -159,7 +159,7 @@ def generations(monkeypatch):
 
 def test_tune_end_to_end_schema_config_and_resume(tmp_path, flux_pipe, generations, capsys):
     from ppcache import apply_cache, load_config, remove_cache, summary
-    from ppcache.evaluate import sample
+    from ppcache.bench.evaluate import sample
 
     out = tmp_path / "tune"
     argv = ["--budget", "0.6", "--methods", "teacache", "fora", "--out", str(out)] + TINY

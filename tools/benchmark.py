@@ -128,7 +128,7 @@ def main(argv=None):
     from ppcache.bench.report import (FRONTIER_BUDGETS, FRONTIER_COLUMNS, compare, environment, frontier,
                                       frontier_table, markdown, normalized, table, write_results)
     from ppcache.bench.runner import Benchmark, cache_variants, fewer_steps
-    from ppcache.bench.shard import rank_and_world
+    from ppcache.bench.rank_shards import rank_and_world
     from ppcache.bench.store import Store
     from ppcache.config import load_config, resolve_model_path
     from ppcache.pipelines.loading import load_pipeline

@@ -52,7 +52,7 @@ def main(argv=None):
     import ppcache
     from ppcache.compiled import check_block_level
     from ppcache.policies import policy_for
-    from ppcache.timing import TimingRun
+    from ppcache.bench.timing_model import TimingRun
 
     run = TimingRun(args.steps, args.tokens)
     caches = [("stock", None)] + [(os.path.basename(p), ppcache.load_config(p).cache) for p in args.configs]

@@ -107,7 +107,7 @@ def bench_ops(args, paddle, ops, fallback, core):
 
 
 def bench_generation(args, paddle, ops, ppcache):
-    from ppcache.timing import TIMING_MODEL, TimingRun
+    from ppcache.bench.timing_model import TIMING_MODEL, TimingRun
 
     run = TimingRun(args.steps, args.tokens)
     model, side = run.model, run.side

@@ -29,7 +29,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import ppcache
-    from ppcache.timing import TimingRun
+    from ppcache.bench.timing_model import TimingRun
 
     run = TimingRun(args.steps, args.tokens)
     side = run.side

@@ -46,7 +46,7 @@ def measure(args, group=None):
     import paddle
 
     import ppcache
-    from ppcache.timing import TimingRun
+    from ppcache.bench.timing_model import TimingRun
 
     paddle.base.core.set_num_threads(1)
     run = TimingRun(args.steps, args.tokens)

@@ -12,26 +12,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def read_prompts(path):
-    from ppcache.errors import ConfigError
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            prompts = [line.strip() for line in handle if line.strip()]
-    except FileNotFoundError:
-        raise ConfigError(f"prompt file not found: {path}") from None
-    if not prompts:
-        raise ConfigError(f"prompt file {path} has no prompts (one per line)")
-    return prompts
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny-flux")
     parser.add_argument("--pipeline", choices=("ppcache", "ppdiffusers"), default="ppcache",
                         help="pipeline classes: ppcache's or the installed PPDiffusers'")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--prompts", help="text file, one prompt per line (default: the bundled prompt set)")
+    parser.add_argument("--prompts", help="prompt file (.txt, .jsonl, .csv; default: the bundled prompt set)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--out", default="outputs/teacache_calibrated.yaml")
     args = parser.parse_args(argv)
@@ -41,24 +28,20 @@ def main(argv=None):
     import yaml
 
     import ppcache
-    from ppcache.calibration import TeaCacheRecorder, fit_polynomial, simulate_thresholds
+    from ppcache.bench.calibration import TeaCacheRecorder, fit_polynomial, simulate_thresholds
+    from ppcache.bench.prompts import load_prompts
     from ppcache.config import resolve_model_path
-    from ppcache.engine import CacheEngine
     from ppcache.pipelines.loading import load_pipeline
-    from ppcache.tiny.dataset import default_prompts
 
     try:
-        prompts = read_prompts(args.prompts) if args.prompts else default_prompts()
+        prompts = [prompt for prompt, _ in load_prompts(args.prompts)]
         pipe = load_pipeline(resolve_model_path(args.model), pipeline=args.pipeline)
     except ppcache.PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     pipe.set_progress_bar_config(disable=True)
     recorder = TeaCacheRecorder()
-    engine = CacheEngine(pipe.transformer, recorder).install()
-    from ppcache.api import _attach_scheduler
-
-    _attach_scheduler(pipe, engine)
+    ppcache.apply_cache(pipe, recorder)
     traces = []
     try:
         for prompt in prompts:
@@ -68,8 +51,7 @@ def main(argv=None):
                      output_type="latent")
                 traces.append([0.0] + [x for x, _ in recorder.pairs[start:]])
     finally:
-        engine.detach_scheduler()
-        engine.remove()
+        ppcache.remove_cache(pipe)
     x = [p[0] for p in recorder.pairs]
     y = [p[1] for p in recorder.pairs]
     coefficients, r2 = fit_polynomial(x, y)

@@ -111,7 +111,7 @@ def main(argv=None):
         if config.model.compile:
             ppcache.compile_blocks(pipe)
         if args.compare and config.cache.method != "none":
-            from ppcache.compare import compare, format_report, side_by_side
+            from ppcache.bench.compare import compare, format_report, side_by_side
 
             report, reference, image = compare(pipe, config.run, config.cache, args.repeats)
             seconds = report["cached_seconds"]

@@ -9,7 +9,7 @@ schedule_{fast,balanced,quality}.yaml (method: schedule) for each pick. Needs th
 matplotlib). Searches cost population x generations x prompts x seeds generations of images: keep them small on CPU.
 
 Under `python -m paddle.distributed.launch --nproc_per_node N tools/search_schedule.py --config ...` each rank
-evaluates every N-th candidate; they exchange results through files in <out>/shards (ppcache.search.sharding).
+evaluates every N-th candidate; they exchange results through files in <out>/shards (ppcache.search.candidate_shards).
 """
 import argparse
 import os
@@ -116,13 +116,13 @@ def main(argv=None):
 
     from ppcache.config import resolve_model_path
     from ppcache.pipelines.loading import load_pipeline
-    from ppcache.tiny.dataset import default_prompts
+    from ppcache.bench.prompts import bundled_prompts
 
     os.makedirs(cfg.out, exist_ok=True)
     pipe = load_pipeline(resolve_model_path(cfg.model), pipeline=cfg.pipeline)
     pipe.set_progress_bar_config(disable=True)
     components = model_components(pipe)
-    prompts = default_prompts()[:cfg.prompts]
+    prompts = bundled_prompts()[:cfg.prompts]
     cases = [(prompt, seed) for prompt in prompts for seed in cfg.seeds]
     objective = PipelineObjective(pipe, components, cases, cfg.steps, cost=cfg.cost, height=cfg.height,
                                   width=cfg.width)
@@ -141,7 +141,7 @@ def main(argv=None):
         except ConfigError as error:
             print(f"error: {args.config}: {error}", file=sys.stderr)
             return 2
-    from ppcache.bench.shard import rank_and_world
+    from ppcache.bench.rank_shards import rank_and_world
 
     rank, world = rank_and_world()
     if rank:
@@ -160,7 +160,7 @@ def main(argv=None):
         return result
 
     if world > 1:
-        from ppcache.search.sharding import sharded_evaluator
+        from ppcache.search.candidate_shards import sharded_evaluator
 
         evaluate = sharded_evaluator(tracked, os.path.join(cfg.out, "shards"), rank, world, objective.records)
     else:
@@ -190,7 +190,7 @@ def report_targets(cfg, pipe, cases, front_paths, picks, compared, references):
     fewer-steps baseline on the calibration cases, and the picks run at the transfer setting."""
     import json
 
-    from ppcache.schedule import CacheSchedule
+    from ppcache.cache_schedule import CacheSchedule
     from ppcache.search.targets import Point, Setting, target_report, transfer_rows
 
     front = []

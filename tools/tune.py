@@ -108,7 +108,7 @@ def main(argv=None):
     from ppcache.bench import prompts as prompt_sets
     from ppcache.bench.report import environment
     from ppcache.bench.runner import Benchmark
-    from ppcache.bench.shard import rank_and_world
+    from ppcache.bench.rank_shards import rank_and_world
     from ppcache.bench.store import Store
     from ppcache.bench.tune import Tune, budget_from
     from ppcache.bench.tune_report import markdown, write_outputs

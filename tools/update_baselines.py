@@ -18,7 +18,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args(argv)
     import ppcache  # noqa: F401
-    from ppcache import baselines
+    from ppcache.bench import baselines
     from ppcache.config import resolve_model_path
     from ppcache.pipelines.loading import load_pipeline
 

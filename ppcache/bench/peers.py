@@ -28,7 +28,7 @@ import numpy as np
 
 from ..config import DEFAULT_RESOLUTION
 from ..errors import PPCacheError
-from ..metrics import psnr, ssim, temporal_ssim
+from .metrics import psnr, ssim, temporal_ssim
 from .peer_families import default_guidance, peer_family
 
 INSTALL_HINT = 'pip install -e ".[parity]"'
@@ -264,7 +264,8 @@ def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, wi
     torch, diffusers, cache_dit = import_peers()
     from ..config import resolve_model_path
     from ..errors import ConfigError
-    from ..pipelines.loading import load_pipeline, read_model_index
+    from ..pipelines.components import read_model_index
+    from ..pipelines.loading import load_pipeline
 
     cases = [(str(prompt), int(seed)) for prompt, seed in cases]
     if len(references) != len(cases):

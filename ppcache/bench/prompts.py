@@ -96,6 +96,11 @@ def load_prompts(path=None):
     return entries
 
 
+def bundled_prompts():
+    """The bundled prompt set's prompts: what every tool runs when no prompt file is given."""
+    return [prompt for prompt, _ in load_prompts()]
+
+
 def spaced(entries, count=None):
     """`count` entries evenly spaced over the list (all of them when `count` is None or not smaller)."""
     if count and count < len(entries):

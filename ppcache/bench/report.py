@@ -37,7 +37,7 @@ def summarize(name, method, steps, records, timing=None, overhead=None, framewor
     ratio = NAN
     if overhead is not None:  # measured speed-up over the ideal 1 / compute fraction
         ratio = overhead["stock_s"] / overhead["cached_s"] * overhead["compute_fraction"]
-    # videos: the mean SSIM of the frame-to-frame differences (ppcache.metrics.temporal_ssim)
+    # videos: the mean SSIM of the frame-to-frame differences (ppcache.bench.metrics.temporal_ssim)
     temporal = mean("temporal_ssim") if all("temporal_ssim" in r for r in records) else NAN
     return dict(name=name, framework=framework, method=method, steps=steps, compute_fraction=mean("compute_fraction"),
                 gmacs=mean("macs") / 1e9, ssim=mean("ssim"), ssim_min=min(r["ssim"] for r in records),

@@ -8,12 +8,12 @@ run resumes. Rank 0 then calls `merge()`, which waits for every file and returns
 import dataclasses
 
 from ..api import apply_cache, remove_cache, summary
-from ..evaluate import sample
-from ..metrics import psnr, ssim, temporal_ssim
+from .evaluate import sample
+from .metrics import psnr, ssim, temporal_ssim
 from . import store as files
 from .plots import FEWER_STEPS
 from .report import summarize
-from .shard import shard, wait_for
+from .rank_shards import shard, wait_for
 
 FEWER_STEPS_FRACTIONS = (0.25, 0.35, 0.45, 0.5, 0.6, 0.7, 0.8)
 
@@ -184,10 +184,10 @@ class Benchmark:
         files.write_json(path, dict(uncached_s=uncached, cached_s=cached, prompt=prompt, seed=seed))
 
     def _overhead(self, variant):
-        """Stock vs cached time and compute fraction on the FLUX-shaped timing model (ppcache.timing)."""
+        """Stock vs cached time and compute fraction on the FLUX-shaped timing model (ppcache.bench.timing_model)."""
         path = self._overhead_path(variant)
         if not self.store.exists(path):
-            from ..timing import TimingRun
+            from .timing_model import TimingRun
 
             if self._timing_run is None:
                 self._timing_run = TimingRun(self.steps, self.overhead_tokens)

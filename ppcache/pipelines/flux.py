@@ -7,7 +7,7 @@ from ppdiffusers.image_processor import VaeImageProcessor
 from ppdiffusers.utils.paddle_utils import randn_tensor
 from tqdm.auto import tqdm
 
-from .scheduler import calculate_shift
+from .flow_match_scheduler import calculate_shift
 
 
 class FluxPipelineOutput:
@@ -39,12 +39,13 @@ class FluxPipeline:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, paddle_dtype=None, **unused):
-        from .loading import load_pipeline
+        from .components import build_pipeline, read_model_index
 
-        pipe = load_pipeline(pretrained_model_name_or_path, paddle_dtype=paddle_dtype)
-        if not isinstance(pipe, cls):
-            raise TypeError(f"{pretrained_model_name_or_path} holds a {type(pipe).__name__}, not a {cls.__name__}")
-        return pipe
+        path = str(pretrained_model_name_or_path)
+        index = read_model_index(path)
+        if index.get("_class_name") != cls.__name__:
+            raise TypeError(f"{path} holds a {index.get('_class_name')}, not a {cls.__name__}")
+        return build_pipeline(cls, path, index, paddle_dtype)
 
     @property
     def components(self):

@@ -5,7 +5,7 @@ import dataclasses
 
 from ..errors import ConfigError
 from .base import MethodConfig
-from ..schedule import CacheSchedule, warn_remap
+from ..cache_schedule import CacheSchedule, warn_remap
 from .component_cache import ComponentPolicy
 
 

@@ -1,6 +1,6 @@
 """ECAD search (arXiv 2506.15682): NSGA-II over binary cache-schedule genomes, in pymoo's ask/tell form.
 
-A genome holds one bit per (step, block, component), 1 = recompute (see `ppcache.schedule.CacheSchedule`). Both
+A genome holds one bit per (step, block, component), 1 = recompute (see `ppcache.cache_schedule.CacheSchedule`). Both
 objectives are minimised: F1 = 1 - quality (default: mean SSIM against the uncached image on calibration prompts),
 F2 = cost (compute fraction or MACs of the run). One inequality constraint, 1 - (bits differing from all-ones) <= 0,
 excludes the no-cache genome. The search checkpoints after every generation (the pickled algorithm, whose seeded
@@ -132,7 +132,7 @@ class PipelineObjective:
 
     def __init__(self, pipe, components, cases, steps, quality=None, cost="compute_fraction", height=DEFAULT_RESOLUTION,
                  width=DEFAULT_RESOLUTION):
-        from ..evaluate import references
+        from ..bench.evaluate import references
 
         if cost not in ("compute_fraction", "macs"):
             raise ConfigError(f"cost must be compute_fraction or macs, got {cost!r}")
@@ -143,14 +143,14 @@ class PipelineObjective:
         self.references = [image for image, _ in references(pipe, self.cases, steps, height, width)]
 
     def schedule(self, genome, name="candidate"):
-        from ..schedule import CacheSchedule
+        from ..cache_schedule import CacheSchedule
 
         return CacheSchedule.from_genome(genome, self.components, self.steps, name=name,
                                          config={"height": self.height, "width": self.width})
 
     def __call__(self, genome):
         from .. import ScheduleConfig
-        from ..evaluate import cached_samples
+        from ..bench.evaluate import cached_samples
 
         handle, path = tempfile.mkstemp(suffix=".json", prefix="ppcache_schedule_")
         os.close(handle)
@@ -170,7 +170,7 @@ class PipelineObjective:
 
 
 def _mean_ssim(images, refs):
-    from ..metrics import ssim
+    from ..bench.metrics import ssim
 
     return float(np.mean([ssim(a, r) for a, r in zip(images, refs)]))
 
@@ -337,7 +337,7 @@ class SearchConfig:
     steps: int = 10  # denoising steps; the schedule is made for exactly this many
     height: int = DEFAULT_RESOLUTION
     width: int = DEFAULT_RESOLUTION
-    prompts: int = 2  # calibration prompts: the first N of ppcache.tiny.dataset.default_prompts()
+    prompts: int = 2  # calibration prompts: the first N of the bundled prompt set
     seeds: List[int] = dataclasses.field(default_factory=lambda: [0])  # calibration seeds, each with every prompt
     population: int = 8
     generations: int = 2

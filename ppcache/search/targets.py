@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from ..metrics import ssim
+from ..bench.metrics import ssim
 
 
 @dataclasses.dataclass
@@ -29,7 +29,7 @@ class Setting:
     def images(self, steps):
         """Uncached images of the cases at `steps`."""
         from .. import remove_cache
-        from ..evaluate import sample
+        from ..bench.evaluate import sample
 
         remove_cache(self.pipe)
         return [sample(self.pipe, prompt, seed, steps, self.height, self.width)[0] for prompt, seed in self.cases]
@@ -39,7 +39,7 @@ class Setting:
 
     def measure(self, name, cache_config):
         """Point of a cache config (any method config, e.g. ScheduleConfig) in this setting."""
-        from ..evaluate import cached_samples
+        from ..bench.evaluate import cached_samples
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a schedule remapped to other steps warns once per run

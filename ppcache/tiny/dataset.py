@@ -44,8 +44,9 @@ def prompt_for(subject, template=0):
     return TEMPLATES[template].format(subject)
 
 
-def default_prompts():
-    """One prompt per subject, the form used by benchmarks, tests and the sample grid."""
+def subject_prompts():
+    """One prompt per training subject, in subject order (the sample grid and the prompt-following report label
+    images by it); the benchmarks' default prompt set, ppcache/assets/prompts/tiny.txt, holds the same prompts."""
     return [prompt_for(s) for s in subjects()]
 
 

@@ -38,10 +38,10 @@ def sample_grid(pipeline_dir, path, steps=DEFAULT_STEPS, seeds_per_prompt=2):
     from PIL import Image
 
     from ..pipelines.loading import load_pipeline
-    from .dataset import default_prompts
+    from .dataset import subject_prompts
 
     pipe = load_pipeline(pipeline_dir)
-    prompts = default_prompts()
+    prompts = subject_prompts()
     images = []
     for seed in range(seeds_per_prompt):
         images += generate(pipe, prompts, steps, [seed] * len(prompts))

@@ -24,7 +24,7 @@ import paddle  # noqa: E402
 import ppcache  # noqa: E402
 from ppcache.api import engine_of  # noqa: E402
 from ppcache.config import RunSection, load_config, resolve_model_path  # noqa: E402
-from ppcache.metrics import ssim  # noqa: E402
+from ppcache.bench.metrics import ssim  # noqa: E402
 from ppcache.parallel import disable_sequence_parallel, enable_sequence_parallel  # noqa: E402
 from ppcache.pipelines.loading import load_pipeline  # noqa: E402
 from ppcache.pipelines.run import generate  # noqa: E402

@@ -13,8 +13,8 @@ import numpy as np
 
 import ppcache
 from ppcache.config import load_config, resolve_model_path
-from ppcache.evaluate import cached_samples, references, sample
-from ppcache.metrics import ssim
+from ppcache.bench.evaluate import cached_samples, references, sample
+from ppcache.bench.metrics import ssim
 from ppcache.pipelines.loading import load_pipeline
 
 CASES = [("a photo of a cat", 0)]  # one case: the test compares two pipelines, not image quality

@@ -8,7 +8,7 @@ import paddle
 from ppcache import FluxPipeline, SortBlockConfig, apply_sort_block
 
 import ppcache
-from ppcache.metrics import ssim
+from ppcache.bench.metrics import ssim
 
 MODEL = ppcache.config.resolve_model_path("tiny-flux")
 prompt = "a photo of a cat"

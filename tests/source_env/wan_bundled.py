@@ -10,8 +10,8 @@ import numpy as np
 
 import ppcache
 from ppcache.config import load_config, resolve_model_path
-from ppcache.evaluate import sample
-from ppcache.metrics import ssim, temporal_ssim
+from ppcache.bench.evaluate import sample
+from ppcache.bench.metrics import ssim, temporal_ssim
 from ppcache.pipelines.loading import load_pipeline
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")

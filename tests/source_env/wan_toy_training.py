@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import train_tiny  # noqa: E402
 
 from ppcache.bench.peers import PEER_CONFIGS, peer_rows  # noqa: E402
-from ppcache.evaluate import sample  # noqa: E402
+from ppcache.bench.evaluate import sample  # noqa: E402
 from ppcache.pipelines.loading import load_pipeline  # noqa: E402
 
 

@@ -2,9 +2,9 @@
 fit y ~ poly4(x) in fp64, report R^2 and the compute each threshold would give."""
 import numpy as np
 
-from . import ops
-from .policies.base import Policy
-from .policies.teacache import TeaCachePolicy
+from .. import ops
+from ..policies.base import Policy
+from ..policies.teacache import TeaCachePolicy
 
 
 class TeaCacheRecorder(Policy):

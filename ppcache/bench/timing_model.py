@@ -14,9 +14,9 @@ class TimingRun:
         import numpy as np
         import paddle
 
-        from .models import FluxTransformer2DModel
-        from .pipelines.flux import FluxPipeline
-        from .pipelines.scheduler import FlowMatchEulerDiscreteScheduler, calculate_shift
+        from ..models import FluxTransformer2DModel
+        from ..pipelines.flux import FluxPipeline
+        from ..pipelines.flow_match_scheduler import FlowMatchEulerDiscreteScheduler, calculate_shift
 
         paddle.seed(seed)
         self.model = FluxTransformer2DModel(**TIMING_MODEL).eval()

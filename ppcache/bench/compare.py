@@ -3,9 +3,9 @@ import statistics
 
 import numpy as np
 
-from .api import apply_cache, remove_cache, summary
+from ..api import apply_cache, remove_cache, summary
 from .metrics import mean_quality, psnr, ssim, temporal_ssim
-from .pipelines.run import generate
+from ..pipelines.run import generate
 
 
 def compare(pipe, run, cache_config, repeats=3):

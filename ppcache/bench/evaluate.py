@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from .api import apply_cache, remove_cache, summary
-from .config import DEFAULT_RESOLUTION
+from ..api import apply_cache, remove_cache, summary
+from ..config import DEFAULT_RESOLUTION
 from .metrics import psnr, ssim
 
 
@@ -16,7 +16,7 @@ def sample(pipe, prompt, seed, steps, height=DEFAULT_RESOLUTION, width=DEFAULT_R
     [F, H, W, 3] (at the checkpoint's recorded frame count, else the pipeline's default)."""
     import paddle
 
-    from .pipelines.run import first_output, model_call_kwargs
+    from ..pipelines.run import first_output, model_call_kwargs
 
     pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()

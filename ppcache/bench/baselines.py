@@ -6,7 +6,7 @@ import glob
 import json
 import os
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASELINE_FILE = os.path.join(ROOT, "tests", "baselines", "ssim_baselines.json")
 SSIM_TOLERANCE = 0.01
 COMPUTE_TOLERANCE = 0.02
@@ -15,23 +15,23 @@ NUM_PROMPTS = 8
 
 def shipped_configs():
     """Every cache config under configs/ (the no-cache baseline excluded)."""
-    from .config import load_config
+    from ..config import load_config
 
     paths = sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
     return {os.path.basename(p): p for p in paths if load_config(p).cache.method != "none"}
 
 
 def regression_cases():
-    from .tiny.dataset import default_prompts
+    from .prompts import bundled_prompts
 
-    prompts = default_prompts()
+    prompts = bundled_prompts()
     step = max(1, len(prompts) // NUM_PROMPTS)
     return [(prompt, index) for index, prompt in enumerate(prompts[::step][:NUM_PROMPTS])]
 
 
 def measure(pipe, config_paths, steps):
     """{config name: {ssim, psnr, compute_fraction}} on the regression cases."""
-    from .config import load_config
+    from ..config import load_config
     from .evaluate import evaluate_config, references
 
     cases = regression_cases()

@@ -1,7 +1,7 @@
 """Candidate evaluation split over the ranks of `python -m paddle.distributed.launch`.
 
 Every rank runs the same seeded NSGA-II, so every rank asks for the same candidates. Each evaluates its share
-(`evaluate_candidates`), writes it to a shared directory, waits for the other ranks' files (ppcache.bench.shard)
+(`evaluate_candidates`), writes it to a shared directory, waits for the other ranks' files (ppcache.bench.rank_shards)
 and merges them, so all ranks go on with the same objectives and the same records. Files are named by a hash of
 the candidate matrix: a resumed search that asks for the same candidates reads them back instead of mixing in
 results from another generation.
@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from ..bench.shard import wait_for
+from ..bench.rank_shards import wait_for
 from .nsga import evaluate_candidates, objectives_from_shards
 
 
