@@ -21,8 +21,10 @@ from .policies import (  # noqa: E402
     BlockDanceConfig,
     DBCacheConfig,
     DeepCacheConfig,
+    EasyCacheConfig,
     FirstBlockTaylorConfig,
     FORAConfig,
+    MagCacheConfig,
     PABConfig,
     ScheduleConfig,
     SortBlockConfig,
@@ -40,5 +42,5 @@ __all__ = [
     "enable_sequence_parallel", "disable_sequence_parallel", "compile_blocks", "uncompile_blocks",
     "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig", "TeaCacheConfig", "DBCacheConfig",
     "BlockDanceConfig", "TaylorSeerConfig", "FORAConfig", "PABConfig", "TGateConfig", "ScheduleConfig", "DeepCacheConfig",
-    "CheckpointError", "ConfigError", "PPCacheError", "UnsupportedModelError", "__version__",
+    "MagCacheConfig", "EasyCacheConfig", "CheckpointError", "ConfigError", "PPCacheError", "UnsupportedModelError", "__version__",
 ]

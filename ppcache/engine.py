@@ -246,7 +246,8 @@ class CacheEngine:
         """A generation of 3 or more steps that predicted nothing and never evaluated a cache decision gets a
         notice: the method had nothing to cache on this model or with these settings (no silent no-op)."""
         calls = self.stats.calls
-        if self._checked_generation == self.stats.generations or len({c.step for c in calls}) < 3:
+        if (not self.policy.decides or self._checked_generation == self.stats.generations
+                or len({c.step for c in calls}) < 3):
             return
         self._checked_generation = self.stats.generations
         if any(c.predicted or c.components_predicted or c.indicator is not None for c in calls):

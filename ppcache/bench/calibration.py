@@ -1,10 +1,19 @@
-"""TeaCache coefficient calibration: record (indicator rel-L1, output rel-L1) pairs over uncached sampling,
-fit y ~ poly4(x) in fp64, report R^2 and the compute each threshold would give."""
+"""Calibrations measured on a model's own uncached generations.
+
+TeaCache: record (indicator rel-L1, output rel-L1) pairs, fit y ~ poly4(x) in fp64, report R^2 and the compute
+each threshold would give. MagCache: the magnitude-ratio curve of the whole block stack's residual, averaged over
+the generations, and the compute each threshold gives (exact: MagCache decides from the curve alone)."""
 import numpy as np
 
 from .. import ops
+from ..api import apply_cache, remove_cache
+from ..config import DEFAULT_RESOLUTION
+from ..errors import PPCacheError
 from ..policies.base import Policy
+from ..policies.magcache import MagnitudeCurve, skip_plan
+from ..policies.step_residual import StepResidualPolicy
 from ..policies.teacache import TeaCachePolicy
+from .evaluate import sample
 
 
 class TeaCacheRecorder(Policy):
@@ -12,6 +21,7 @@ class TeaCacheRecorder(Policy):
     change of the last block's output between consecutive steps, per branch."""
 
     name = "teacache_recorder"
+    decides = False
 
     def __init__(self):
         super().__init__(None)
@@ -66,4 +76,64 @@ def simulate_thresholds(traces, coefficients, thresholds):
     return result
 
 
-__all__ = ["TeaCacheRecorder", "TeaCachePolicy", "fit_polynomial", "simulate_thresholds"]
+class MagnitudeRecorder(StepResidualPolicy):
+    """Computes every step; records, per generation and guidance branch, MagCache's magnitude ratio: the mean over
+    tokens of ||r_t|| / ||r_t-1||, r the whole block stack's residual (main stream)."""
+
+    name = "magcache_calibration"
+    decides = False
+
+    def __init__(self):
+        super().__init__(None)
+        self.rows = {}  # (generation, branch) -> {step: ratio}
+
+    def step_computed(self, call, step_input, step_output, residual):
+        ctx = call.ctx
+        row = self.rows.setdefault((ctx.generation, ctx.branch), {})
+        previous = call.state.get(call.key("residual_prev"))
+        call.state.set(call.key("residual_prev"), residual)
+        if previous is None or previous.shape != residual.shape:
+            row[ctx.step] = 1.0
+            return
+        call.collect(ops.token_norm_ratio(residual, previous),
+                     lambda host, step=ctx.step: row.__setitem__(step, float(host[0])))
+
+    def curve(self, steps):
+        """The mean curve over the recorded generations, one row per branch."""
+        ratios = []
+        for branch in sorted({branch for _, branch in self.rows}):
+            runs = [[row[s] for s in range(steps)] for (_, b), row in self.rows.items()
+                    if b == branch and sorted(row) == list(range(steps))]
+            if not runs:
+                raise PPCacheError(f"magcache calibration: no complete {steps}-step generation was recorded")
+            ratios.append(np.mean(runs, axis=0).tolist())
+        if not ratios:
+            raise PPCacheError("magcache calibration: the pipeline ran no transformer call")
+        return MagnitudeCurve(self.engine.adapter.identity(), steps, ratios)
+
+
+def calibrate_magcache(pipe, cases, steps, height=DEFAULT_RESOLUTION, width=DEFAULT_RESOLUTION):
+    """MagCache's magnitude-ratio curve (a MagnitudeCurve) from uncached generations of (prompt, seed) `cases`."""
+    recorder = MagnitudeRecorder()
+    apply_cache(pipe, recorder)
+    try:
+        for prompt, seed in cases:
+            sample(pipe, prompt, seed, steps, height, width)
+    finally:
+        remove_cache(pipe)
+    return recorder.curve(steps)
+
+
+def simulate_magcache(curve, steps, thresholds, max_skip_steps, retention_ratio):
+    """{threshold: computed-step fraction} of MagCache at `steps` steps, from the curve alone (its first branch)."""
+    ratios = curve.for_steps(0, steps)
+    return {threshold: sum(not skip for skip, _, _ in skip_plan(ratios, threshold, max_skip_steps, retention_ratio))
+            / steps for threshold in thresholds}
+
+
+# What a tune can measure for a method that needs it (ppcache.bench.knobs): kind -> f(pipe, cases, steps, height,
+# width) -> the config's `calibration` value.
+CALIBRATIONS = {"magcache": lambda *args: calibrate_magcache(*args).to_mapping()}
+
+__all__ = ["CALIBRATIONS", "TeaCacheRecorder", "TeaCachePolicy", "fit_polynomial", "simulate_thresholds", "MagnitudeRecorder",
+           "calibrate_magcache", "simulate_magcache"]

@@ -3,12 +3,14 @@ for a compute budget (ppcache.bench.tune).
 
 A knob runs from its `expensive` end (most compute: a low threshold, a short interval) to its `cheap` end.
 Thresholds are bisected on a log scale between the two, intervals over the integers between them. `secondary`
-settings are each tried at a few values; the main knob is searched once per combination. Edit CANDIDATES to
+settings are each tried at a few values; the main knob is searched once per combination. A method that needs a
+calibration of the model (`calibration`, e.g. MagCache's magnitude curve) gets it measured on the tune's first
+calibration case, once, and written into every config of the search. Edit CANDIDATES to
 change a range or a base setting, or to add a candidate; DEFAULT_CANDIDATES is what a tune runs by default.
 """
 import dataclasses
 import itertools
-from typing import Mapping, Tuple
+from typing import Mapping, Optional, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +22,7 @@ class Knob:
     integer: bool = False
     base: Mapping = dataclasses.field(default_factory=dict)
     secondary: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
+    calibration: Optional[str] = None  # a kind of ppcache.bench.calibration.CALIBRATIONS, set as `calibration`
 
     def settings(self):
         """Every combination of the secondary values, as {key: value} ([{}] without secondary settings)."""
@@ -53,6 +56,11 @@ CANDIDATES = {
                               base=dict(warmup_steps=3, max_consecutive=2)),
     "teacache": Knob("teacache", ("rel_l1_thresh",), 0.1, 5.0, base=dict(order=1)),
     "teablockcache": Knob("teablockcache", ("block_threshold", "single_block_threshold"), 0.1, 5.0),
+    # MagCache on the model's own magnitude curve; K (skips in a row) and the residual's extrapolation order vary.
+    "magcache": Knob("magcache", ("threshold",), 0.01, 1.0, base=dict(retention_ratio=0.2),
+                     secondary=dict(max_skip_steps=(2, 4), order=(0, 1)), calibration="magcache"),
+    "easycache": Knob("easycache", ("threshold",), 0.02, 1.0, base=dict(retention_ratio=0.2),
+                      secondary=dict(order=(0, 1))),
     # TaylorSeer as in configs/taylorseer*.yaml; the final steps kept computed place it between intervals.
     "taylorseer": Knob("taylorseer", ("interval",), 2, 10, integer=True, base=dict(first_enhance=3),
                        secondary=dict(final_steps=(1, 2))),

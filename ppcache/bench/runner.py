@@ -147,6 +147,19 @@ class Benchmark:
                     blocks_computed=stats["blocks_computed"], blocks_predicted=stats["blocks_predicted"],
                     fallbacks=stats["fallbacks"])
 
+    def calibration(self, kind, index=0):
+        """A method's calibration of the model (ppcache.bench.calibration.CALIBRATIONS[kind]) measured on case
+        `index`, once: what is on disk is read back."""
+        path = self.store.calibration(kind, self.cases[index], self.steps)
+        if self.store.exists(path):
+            return files.read_json(path)
+        from .calibration import CALIBRATIONS
+
+        remove_cache(self.pipe)
+        data = CALIBRATIONS[kind](self.pipe, [self.cases[index]], self.steps, self.height, self.width)
+        files.write_json(path, data)
+        return data
+
     def step_cost(self):
         """(block MACs, block calls) of one full denoising step, counted by the engine on a one-step run."""
         if self._step_cost is None:

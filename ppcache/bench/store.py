@@ -4,6 +4,7 @@
     records/<variant>/<case>.json    quality and compute of one variant on one (prompt, seed) case
     records/<variant>/<case>.npy     its image, kept for the contact-sheet cases only
     timing/<variant>-<digest>.json   interleaved uncached / cached wall times
+    calibration/<kind>-<digest>.json a method's calibration of the model (MagCache's curve) on one case
     overhead/<variant>-<digest>.json stock / cached times on the FLUX-shaped timing model
 
 Every key hashes what the result depends on (the model files' sizes and modification times included), so a
@@ -62,6 +63,9 @@ class Store:
 
     def record(self, variant, case, suffix=".json"):
         return os.path.join(self.out, "records", self.variant_key(variant), digest(*case) + suffix)
+
+    def calibration(self, kind, case, steps):
+        return os.path.join(self.out, "calibration", f"{kind}-{digest(self.context, case, steps)}.json")
 
     def timing(self, variant, kind, *settings):
         """kind: "timing" (the bundled model's wall times) or "overhead" (the FLUX-shaped timing model)."""

@@ -209,6 +209,9 @@ class Tune:
 
     def search(self, name, knob):
         """Every calibration point of one candidate: a bisection per combination of its secondary settings."""
+        if knob.calibration:
+            calibration = self.bench.calibration(knob.calibration, self.calibration[0])
+            knob = dataclasses.replace(knob, base=dict(knob.base, calibration=calibration))
         points = []
         for setting in knob.settings():
             measured = {}

@@ -6,7 +6,8 @@ with CUDA), compiled on first use and cached (see build.py). When the operators 
 PPCACHE_OPS=eager is set, or for inputs the kernels do not take, the same function runs the eager Paddle
 reference in fallback.py, with the same semantics.
 
-Under sequence parallelism (ppcache.parallel) the indicators (rel_l1, channel_cosine, all_finite) are reduced
+Under sequence parallelism (ppcache.parallel) the indicators (rel_l1, abs_means, token_norm_ratio, channel_cosine,
+all_finite) are reduced
 across the ranks: every rank gets the value of the whole token sequence and so takes the same decision.
 """
 import os
@@ -114,6 +115,26 @@ def rel_l1(value, reference, per_sample=True):
         if out is not NotImplemented:
             return out
     return fallback.rel_l1(value, reference, per_sample)
+
+
+def abs_means(value, reference, per_sample=True):
+    """(mean|value - reference|, mean|reference|) in fp32, per sample ([B]) or scalars: the two halves of rel_l1
+    for indicators that combine them otherwise (EasyCache's transformation rate). Eager: one pass each, off the
+    per-block path."""
+    diff, ref = fallback.abs_means(value, reference, per_sample)
+    group = sequence_group()
+    if group is not None:
+        diff, ref = group.mean(paddle.stack([diff, ref])).unbind(0)
+    return diff, ref
+
+
+def token_norm_ratio(value, reference):
+    """Mean over samples and tokens of ||value|| / ||reference|| (L2 over channels), fp32 scalar: MagCache's
+    magnitude ratio, measured during calibration only."""
+    value, reference = value.astype("float32"), reference.astype("float32")
+    ratio = (value.norm(p=2, axis=-1) / (reference.norm(p=2, axis=-1) + 1e-12)).mean()
+    group = sequence_group()
+    return ratio if group is None else group.mean(ratio)
 
 
 def channel_cosine(a, b, channels=None):

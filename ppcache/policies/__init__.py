@@ -3,8 +3,10 @@ from ..config import register_method
 from .blockdance import BlockDanceConfig, BlockDancePolicy
 from .dbcache import DBCacheConfig, DBCachePolicy
 from .deepcache import DeepCacheConfig, DeepCachePolicy
+from .easycache import EasyCacheConfig, EasyCachePolicy
 from .firstblock_taylor import FirstBlockTaylorConfig, FirstBlockTaylorPolicy
 from .fora import FORAConfig, FORAPolicy
+from .magcache import MagCacheConfig, MagCachePolicy
 from .pab import PABConfig, PABPolicy
 from .schedule import ScheduleConfig, SchedulePolicy
 from .sortblock import SortBlockConfig, SortBlockPolicy
@@ -18,6 +20,8 @@ POLICIES = {
     "teablockcache": (TeaBlockCacheConfig, TeaBlockCachePolicy),
     "firstblock_taylor": (FirstBlockTaylorConfig, FirstBlockTaylorPolicy),
     "teacache": (TeaCacheConfig, TeaCachePolicy),
+    "magcache": (MagCacheConfig, MagCachePolicy),
+    "easycache": (EasyCacheConfig, EasyCachePolicy),
     "dbcache": (DBCacheConfig, DBCachePolicy),
     "blockdance": (BlockDanceConfig, BlockDancePolicy),
     "taylorseer": (TaylorSeerConfig, TaylorSeerPolicy),
@@ -41,4 +45,4 @@ def policy_for(config):
 
 __all__ = ["POLICIES", "policy_for", "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig",
            "TeaCacheConfig", "DBCacheConfig", "BlockDanceConfig", "TaylorSeerConfig", "FORAConfig", "PABConfig",
-           "TGateConfig", "ScheduleConfig", "DeepCacheConfig"]
+           "TGateConfig", "ScheduleConfig", "DeepCacheConfig", "MagCacheConfig", "EasyCacheConfig"]

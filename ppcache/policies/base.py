@@ -79,6 +79,7 @@ class Policy:
     component_level = False  # True: the engine also wraps block components (attention, MLPs)
     budget_guard = False  # True: the gate skips where it can when `call.over_budget` (max_compute_fraction)
     supported_families = TRANSFORMER_FAMILIES  # adapter families this method can cache
+    decides = True  # False: a calibration recorder, which computes everything by design (no no-op notice)
 
     def __init__(self, config):
         self.config = config

@@ -5,9 +5,9 @@ import dataclasses
 from typing import List
 
 from .. import ops
-from ..engine import Prediction
 from ..errors import ConfigError
-from .base import MethodConfig, Policy, polyval
+from .base import MethodConfig, polyval
+from .step_residual import StepResidualPolicy
 from .teablockcache import TEACACHE_FLUX_POLY
 
 
@@ -36,9 +36,8 @@ class TeaCacheConfig(MethodConfig):
             raise ConfigError(f"{where}.coefficients must list at least one coefficient")
 
 
-class TeaCachePolicy(Policy):
+class TeaCachePolicy(StepResidualPolicy):
     name = "teacache"
-    budget_guard = True
 
     def decide(self, index, io, call):
         if index != 0:
@@ -54,26 +53,8 @@ class TeaCachePolicy(Policy):
         rel = float(call.read(ops.rel_l1(modulated, previous)).max())  # the step's one host read
         accumulated = call.state.get(call.key("acc"), 0.0) + polyval(config.coefficients, rel)
         call.record.indicator = accumulated
-        residual = call.state.get(call.key("residual"))
-        if (accumulated >= config.rel_l1_thresh and not call.over_budget) or residual is None:
+        if (accumulated >= config.rel_l1_thresh and not call.over_budget) or not self.residual_ready(call):
             call.state.set(call.key("acc"), 0.0)
             return None
         call.state.set(call.key("acc"), accumulated)
-        arity, position = call.state.get(call.key("arity")), call.position
-
-        def produce(streams):
-            return (residual.predict_add(streams[0], position),) + tuple(streams[1:arity])
-
-        return Prediction(len(self.blocks) - 1, produce)
-
-    def after_compute(self, index, io, outputs, call):
-        if index == 0:
-            call.span_input = io.streams[0]  # here, not in decide(): a forced call computes without deciding
-        if index != len(self.blocks) - 1:
-            return
-        if outputs[0].shape != call.span_input.shape:
-            self.notice("teacache: the last block's main stream is not shaped like block 0's input in this model, so "
-                        "no residual can be cached and every step is computed")
-            return
-        self.update_ladder(call, ("residual",), self.config.order, outputs[0] - call.span_input)
-        call.state.set(call.key("arity"), len(outputs))
+        return self.skip_step(call)

@@ -1,0 +1,45 @@
+"""Whole-step skipping, shared by TeaCache, MagCache and EasyCache: a skipped step runs no block, and its image
+stream gets the cached residual of the whole block stack (the last block's main output minus block 0's input)
+added back, extrapolated by a Taylor ladder of the method's `order` (0: the residual as it was)."""
+from ..engine import Prediction
+from .base import Policy
+
+
+class StepResidualPolicy(Policy):
+    """Subclasses decide at block 0 and return `self.skip_step(call)` to skip the step; `step_computed` hears of
+    every step that ran in full (decided or forced)."""
+
+    budget_guard = True
+
+    def residual_ready(self, call):
+        residual = call.state.get(call.key("residual"))
+        return residual is not None and residual.ready
+
+    def skip_step(self, call, scale=None):
+        """Skips blocks 0..last: the main stream plus the cached residual (times `scale`, a host float, if given);
+        the other streams (discarded after the last block) pass on."""
+        residual, arity, position = call.state.get(call.key("residual")), call.state.get(call.key("arity")), call.position
+
+        def produce(streams):
+            if scale is None:
+                return (residual.predict_add(streams[0], position),) + tuple(streams[1:arity])
+            return (streams[0] + residual.predict(position) * scale,) + tuple(streams[1:arity])
+
+        return Prediction(len(self.blocks) - 1, produce)
+
+    def after_compute(self, index, io, outputs, call):
+        if index == 0:
+            call.span_input = io.streams[0]  # here, not in decide(): a forced call computes without deciding
+        if index != len(self.blocks) - 1:
+            return
+        if outputs[0].shape != call.span_input.shape:
+            self.notice(f"{self.name}: the last block's main stream is not shaped like block 0's input in this model, "
+                        "so no residual can be cached and every step is computed")
+            return
+        residual = outputs[0] - call.span_input
+        self.update_ladder(call, ("residual",), getattr(self.config, "order", 0), residual)
+        call.state.set(call.key("arity"), len(outputs))
+        self.step_computed(call, call.span_input, outputs[0], residual)
+
+    def step_computed(self, call, step_input, step_output, residual):
+        """A step ran every block: its block-0 input, last-block output and their difference (main stream)."""
