@@ -40,6 +40,6 @@ setup(
         "test": ["pytest", "pytest-xdist", "scikit-learn", "pymoo==0.6.2", "matplotlib"],
         # Reference implementations for parity tests and peer comparisons. torch is pinned to the CPU build
         # that this project is tested with; install torch from the CPU index first elsewhere.
-        "parity": ["torch==2.13.0", "diffusers==0.36.0", "transformers==4.57.1", "cache-dit==1.5.3"],
+        "parity": ["torch==2.13.0", "diffusers==0.39.0", "transformers==4.57.6", "cache-dit==1.5.3"],
     },
 )

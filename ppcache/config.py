@@ -220,7 +220,8 @@ def load_config(path, overrides=None):
         config = config_from_dict(data, source=str(path))
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
-    _resolve_beside(config.cache, "path", os.path.dirname(os.path.abspath(path)))
+    for key in ("path", "calibration"):  # a schedule file, a MagCache calibration file
+        _resolve_beside(config.cache, key, os.path.dirname(os.path.abspath(path)))
     return config
 
 

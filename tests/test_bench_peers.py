@@ -21,6 +21,7 @@ CONFIGS = [
     peers.PeerConfig("diffusers FirstBlockCache t=0.5", "diffusers", "FirstBlockCache", 0.5),
     # computes steps 0-2 and 4; predicts the attention of steps 3 and 5, while every MLP runs
     peers.PeerConfig("diffusers TaylorSeerCache N=2", "diffusers", "TaylorSeerCache", taylorseer_order=1, interval=2),
+    peers.PeerConfig("diffusers MagCache t=0.5 K=2", "diffusers", "MagCache", 0.5, max_skip_steps=2),
 ]
 KEYS = {"name", "framework", "method", "compute_fraction", "ssim", "psnr", "speedup"}
 
@@ -65,7 +66,7 @@ def test_cached_peers_skip_blocks_and_report_the_schema(rows, references):
 
 
 def test_taylorseer_peer_counts_attention_and_mlps_apart(rows, bundled_flux):
-    row = rows[-1]
+    row = rows[3]
     assert row["method"] == "TaylorSeerCache" and row["steps_computed"] == 4
     assert row["blocks_fraction"] == pytest.approx(4 / 6)  # attention ran at 4 of 6 steps
     # ... but the MLPs ran at all six: the compute fraction is the attention's share of 2 steps below 1
@@ -74,10 +75,32 @@ def test_taylorseer_peer_counts_attention_and_mlps_apart(rows, bundled_flux):
     assert row["compute_fraction"] == pytest.approx(1 - attention * 2 / 6, rel=1e-6)
 
 
+def test_diffusers_magcache_on_ppcaches_curve_skips_the_steps_ppcache_skips(rows, flux_pipe, references):
+    # the peer ran on ppcache's calibration of the first case; ppcache's MagCache with the paper's settings (reuse,
+    # the same threshold, K and retention) on that curve must skip the same steps and give the same image
+    import ppcache
+    from ppcache.bench.calibration import calibrate_magcache
+    from ppcache.bench.metrics import ssim
+
+    row = rows[-1]
+    assert row["method"] == "MagCache" and 1 <= row["steps_computed"] < STEPS
+    curve = calibrate_magcache(flux_pipe, CASES[:1], STEPS)
+    ppcache.apply_cache(flux_pipe, ppcache.MagCacheConfig(threshold=0.5, max_skip_steps=2, retention_ratio=0.2,
+                                                          calibration=curve.to_mapping()))
+    try:
+        image = sample(flux_pipe, *CASES[0], STEPS)[0]
+        stats = ppcache.summary(flux_pipe)
+    finally:
+        ppcache.remove_cache(flux_pipe)
+    assert stats["full_steps"] == row["steps_computed"]
+    assert ssim(image, row["images"][0]) > 0.999
+    assert row["ssim"] == pytest.approx(ssim(image, references[0]), abs=1e-3)
+
+
 def test_peer_configs_cover_every_framework_across_budgets():
     methods = {(config.framework, config.method) for config in peers.PEER_CONFIGS}
     assert methods == {("cache-dit", "DBCache"), ("cache-dit", "DBCache+TaylorSeer"),
-                       ("diffusers", "FirstBlockCache"), ("diffusers", "TaylorSeerCache")}
+                       ("diffusers", "FirstBlockCache"), ("diffusers", "TaylorSeerCache"), ("diffusers", "MagCache")}
     assert len({config.name for config in peers.PEER_CONFIGS}) == len(peers.PEER_CONFIGS)
     thresholds = [c.threshold for c in peers.PEER_CONFIGS if c.method == "DBCache+TaylorSeer"]
     assert min(thresholds) <= 0.12 and max(thresholds) >= 0.8
@@ -104,6 +127,7 @@ PIXART_CONFIGS = [
     peers.PeerConfig("cache-dit DBCache rdt=0.3", "cache-dit", "DBCache", 0.3),
     peers.PeerConfig("diffusers FirstBlockCache t=0.3", "diffusers", "FirstBlockCache", 0.3),
     peers.PeerConfig("diffusers TaylorSeerCache N=2", "diffusers", "TaylorSeerCache", taylorseer_order=1, interval=2),
+    peers.PeerConfig("diffusers MagCache t=0.5 K=2", "diffusers", "MagCache", 0.5, max_skip_steps=2),
 ]
 
 
@@ -122,7 +146,7 @@ def test_peers_on_a_pixart_directory(tmp_path):
     references = [sample(pipe, prompt, seed, STEPS)[0] for prompt, seed in CASES]
     rows = peers.peer_rows(str(out), CASES, STEPS, references, configs=PIXART_CONFIGS, ppcache_pipe=pipe)
     assert rows[0]["parity"] and rows[0]["max_abs_diff"] < 2e-2 and rows[0]["ssim"] > 0.999
-    assert [row["method"] for row in rows[1:]] == ["DBCache", "FirstBlockCache", "TaylorSeerCache"]
+    assert [row["method"] for row in rows[1:]] == ["DBCache", "FirstBlockCache", "TaylorSeerCache", "MagCache"]
     for row in rows[1:]:
         assert 0.0 < row["compute_fraction"] < 1.0, row["name"]
         assert 0.0 < row["ssim"] < 1.0, row["name"]

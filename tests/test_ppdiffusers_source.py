@@ -98,14 +98,18 @@ def one_config_per_method():
 @pytest.mark.long("two SD3 pipelines per method, one config per method")
 def test_sd3_configs_on_ppdiffusers_sd3_pipeline():
     # Over 30 s (about 90 s): two SD3 pipelines per method. One config per method: this checks PPDiffusers' SD3
-    # pipeline classes, not the thresholds (the SSIM regression runs every config). The ECAD schedule files are
-    # searched for tiny-flux's block layout; every other method runs on SD3.
-    configs = [p for p in one_config_per_method() if not os.path.basename(p).startswith("ecad_")]
+    # pipeline classes, not the thresholds (the SSIM regression runs every config). The ECAD schedule files and the
+    # MagCache curve are measured on tiny-flux (its block layout, its residuals); every other method runs on SD3.
+    configs = [p for p in one_config_per_method() if not os.path.basename(p).startswith(MODEL_SPECIFIC)]
     out = run_json([os.path.join(DRIVERS, "compare_pipelines.py"), "tiny-sd3"] + configs, timeout=1500)
     _check_configs(out, configs)
 
 
 DIT_FAMILIES = ["pixart", "wan", "hunyuan_video", "cogvideox"]
+# Configs made for tiny-flux's own transformer, which another model refuses in one line: the ECAD schedules (its block
+# layout) and MagCache (its magnitude curve).
+MODEL_SPECIFIC = ("ecad_", "magcache")
+REFUSALS = {"ecad_": "this model has", "magcache": "the calibration was measured on"}
 
 
 @pytest.fixture(scope="module")
@@ -119,15 +123,16 @@ def dit_family_runs():
 @pytest.mark.parametrize("family", DIT_FAMILIES)
 def test_every_shipped_config_on_the_source_trees_other_dit_families(family, dit_family_runs):
     # Small random-weight transformers of PPDiffusers' own classes (mechanics only; random weights say nothing of
-    # quality). The ECAD schedule files are searched for tiny-flux's block layout and must refuse, in one line.
-    configs = flux_configs()
+    # quality). The ECAD schedule files and the MagCache curve were made for tiny-flux and must refuse, in one line.
+    configs = flux_configs() + ["magcache (calibrated on this model)"]  # dit_families.CALIBRATED_MAGCACHE
     out = dit_family_runs[family]
     failures = []
     for path in configs:
         row, name = out["configs"][path], os.path.basename(path)
-        if name.startswith("ecad_"):
-            if "this model has" not in row.get("error", "") or "\n" in row["error"]:
-                failures.append(f"{name}: no one-line refusal of a schedule made for another model: {row}")
+        if name.startswith(MODEL_SPECIFIC):
+            refusal = REFUSALS[next(prefix for prefix in MODEL_SPECIFIC if name.startswith(prefix))]
+            if refusal not in row.get("error", "") or "\n" in row["error"]:
+                failures.append(f"{name}: no one-line refusal of a config made for another model: {row}")
             continue
         if "error" in row:
             failures.append(f"{name}: {row['error']}")

@@ -66,14 +66,19 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def peer_rows(model_dir, cases, steps, references, height, width, repeats, pipe):
-    """The peers' rows, or [] with one line saying why (the `parity` extra is optional)."""
+def peer_rows(model_dir, cases, steps, references, height, width, repeats, pipe, configs):
+    """The peers' rows, or [] with one line saying why (the `parity` extra is optional). diffusers' MagCache runs on
+    the magnitude curve of the first benchmarked MagCache config (the same curve as ppcache's), else on ppcache's
+    calibration of the first case."""
     from ppcache.errors import PPCacheError
 
+    calibration = next((config.cache.calibration for _, config in configs if config.cache.method == "magcache"),
+                       None)
     try:
         from ppcache.bench.peers import peer_rows as run_peers
 
-        return run_peers(model_dir, cases, steps, references, height, width, repeats=repeats, ppcache_pipe=pipe)
+        return run_peers(model_dir, cases, steps, references, height, width, repeats=repeats, ppcache_pipe=pipe,
+                         magcache_calibration=calibration)
     except (ImportError, PPCacheError) as error:
         hint = "" if "pip install" in str(error) else ' (pip install -e ".[parity]")'
         print(f"peers skipped: {error}{hint}", flush=True)
@@ -176,7 +181,7 @@ def main(argv=None):
     rows = bench.merge()
     sheet = bench.sheet()
     if args.peers:
-        peers = peer_rows(model_dir, cases, steps, bench.references(), height, width, args.repeats, pipe)
+        peers = peer_rows(model_dir, cases, steps, bench.references(), height, width, args.repeats, pipe, configs)
         rows += peers
         sheet[1].extend((row["name"], row["images"][:len(sheet[0])]) for row in peers if row.get("images"))
     rows = compare([normalized(row) for row in rows])

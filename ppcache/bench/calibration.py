@@ -126,7 +126,7 @@ def calibrate_magcache(pipe, cases, steps, height=DEFAULT_RESOLUTION, width=DEFA
 
 def simulate_magcache(curve, steps, thresholds, max_skip_steps, retention_ratio):
     """{threshold: computed-step fraction} of MagCache at `steps` steps, from the curve alone (its first branch)."""
-    ratios = curve.for_steps(0, steps)
+    ratios = curve.for_steps(steps)
     return {threshold: sum(not skip for skip, _, _ in skip_plan(ratios, threshold, max_skip_steps, retention_ratio))
             / steps for threshold in thresholds}
 

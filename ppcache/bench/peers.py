@@ -1,5 +1,5 @@
-"""Peers side by side: cache-dit's DBCache (with and without TaylorSeer), diffusers' FirstBlockCache and diffusers'
-TaylorSeer cache hook, run in torch on the same transformer weights, prompt embeddings and initial noise as
+"""Peers side by side: cache-dit's DBCache (with and without TaylorSeer), diffusers' FirstBlockCache, TaylorSeer and
+MagCache hooks, run in torch on the same transformer weights, prompt embeddings and initial noise as
 ppcache's runs.
 
 Needs the optional `parity` extra (torch, diffusers, cache-dit). The peer pipeline is diffusers' own FluxPipeline
@@ -41,8 +41,9 @@ class MissingDependencyError(PPCacheError, ImportError):
 @dataclasses.dataclass(frozen=True)
 class PeerConfig:
     """One peer point. `framework` is "cache-dit" (DBCache with `threshold`; `taylorseer_order` > 0 adds its
-    TaylorSeer calibrator) or "diffusers" (method "FirstBlockCache" with `threshold`, or "TaylorSeerCache": its
-    TaylorSeer hook with `interval` and `taylorseer_order`)."""
+    TaylorSeer calibrator) or "diffusers" (method "FirstBlockCache" with `threshold`; "TaylorSeerCache": its
+    TaylorSeer hook with `interval` and `taylorseer_order`; "MagCache": its MagCache hook with `threshold` and
+    `max_skip_steps`, on the model's magnitude curve)."""
 
     name: str
     framework: str
@@ -50,6 +51,7 @@ class PeerConfig:
     threshold: float = 0.0
     taylorseer_order: int = 0
     interval: int = 0
+    max_skip_steps: int = 0
 
 
 # cache-dit settings shared by every DBCache point. cache-dit's defaults (F8B0, 8 warm-up steps) are meant for
@@ -68,6 +70,8 @@ TAYLORSEER_WARMUP = 3
 DBCACHE_THRESHOLDS = (0.12, 0.2, 0.3, 0.45, 0.6, 0.8)
 FIRST_BLOCK_THRESHOLDS = (0.1, 0.2, 0.3, 0.45, 0.6)
 TAYLORSEER_INTERVALS = (2, 3, 4, 5)
+# diffusers' MagCache hook: its default retention (0.2) and K = 3, and K = 6 for the cheap end.
+MAGCACHE_POINTS = ((0.03, 3), (0.06, 3), (0.12, 3), (0.24, 3), (0.24, 6), (0.5, 6))
 
 
 def _peer_configs():
@@ -80,6 +84,8 @@ def _peer_configs():
                 for t in FIRST_BLOCK_THRESHOLDS]
     configs += [PeerConfig(f"diffusers TaylorSeerCache N={n}", "diffusers", "TaylorSeerCache",
                            taylorseer_order=TAYLORSEER_ORDER, interval=n) for n in TAYLORSEER_INTERVALS]
+    configs += [PeerConfig(f"diffusers MagCache t={t} K={k}", "diffusers", "MagCache", t, max_skip_steps=k)
+                for t, k in MAGCACHE_POINTS]
     return tuple(configs)
 
 
@@ -208,7 +214,7 @@ def _generate(torch, pipe, inputs, steps, height, width, guidance_scale):
     return np.asarray(result, dtype=np.float64), time.perf_counter() - start
 
 
-def _enable(cache_dit, diffusers, pipe, config: PeerConfig, steps, family):
+def _enable(cache_dit, diffusers, pipe, config: PeerConfig, steps, family, magnitude_ratios=None):
     if config.framework == "cache-dit":
         from cache_dit import DBCacheConfig, TaylorSeerCalibratorConfig
 
@@ -227,6 +233,12 @@ def _enable(cache_dit, diffusers, pipe, config: PeerConfig, steps, family):
             cache_interval=config.interval, disable_cache_before_step=TAYLORSEER_WARMUP,
             max_order=config.taylorseer_order, taylor_factors_dtype=torch.float32,
             cache_identifiers=family.taylorseer_identifiers))
+    elif config.framework == "diffusers" and config.method == "MagCache":
+        from diffusers.hooks import MagCacheConfig
+
+        pipe.transformer.enable_cache(MagCacheConfig(
+            threshold=config.threshold, max_skip_steps=config.max_skip_steps, num_inference_steps=steps,
+            mag_ratios=list(magnitude_ratios)))
     elif config.framework == "diffusers":
         pipe.transformer.enable_cache(diffusers.FirstBlockCacheConfig(threshold=config.threshold))
     else:
@@ -240,14 +252,9 @@ def _disable(cache_dit, pipe, config: PeerConfig):
         pipe.transformer.disable_cache()
 
 
-def _order(configs):
-    # cache-dit's disable_cache leaves its patched FLUX forward on the transformer (diffusers' own cache hooks
-    # then fail on it), so every diffusers point runs before the first cache-dit point.
-    return sorted(configs, key=lambda c: c.framework == "cache-dit")
-
-
 def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, width=DEFAULT_RESOLUTION, repeats=1,
-              configs=None, guidance_scale=None, threads=None, progress=None, ppcache_pipe=None):
+              configs=None, guidance_scale=None, threads=None, progress=None, ppcache_pipe=None,
+              magcache_calibration=None):
     """One row per peer config (plus a first row, `UNCACHED_NAME`, the uncached diffusers run's match with the
     ppcache references, `parity: True`, `max_abs_diff`): name, framework, method, steps, compute_fraction,
     blocks_fraction, gmacs, blocks_computed and steps_computed (per image), ssim, ssim_min, psnr, speedup,
@@ -260,7 +267,10 @@ def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, wi
     `threads`: torch's intra-op threads during the run (default: the same as ppcache's Paddle runs,
     `FLAGS_paddle_num_threads`). `progress(done, total)` is called after every generated image.
     `ppcache_pipe`: an already loaded ppcache pipeline of `model_dir` (only its text encoders and noise are used;
-    loaded from `model_dir` when None)."""
+    loaded from `model_dir` when None).
+    `magcache_calibration`: the magnitude curve diffusers' MagCache points run on (a MagCache `calibration` mapping,
+    e.g. the one ppcache's own MagCache config holds, so both run on the same curve; its first branch, resampled to
+    `steps`); when None, ppcache calibrates the model on the first case."""
     torch, diffusers, cache_dit = import_peers()
     from ..config import resolve_model_path
     from ..errors import ConfigError
@@ -281,6 +291,9 @@ def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, wi
     inputs = [dict(family.inputs(pp, prompt, seed, height, width), **family.call_kwargs()) for prompt, seed in cases]
     weights = family.block_weights(pp.transformer, inputs[0])
     guidance_scale = default_guidance(pp) if guidance_scale is None else guidance_scale
+    ratios = None
+    if any(config.method == "MagCache" for config in configs):
+        ratios = _magnitude_ratios(pp, magcache_calibration, cases[0], steps, height, width)
     del pp
 
     total = len(cases) * (1 + 2 * repeats * len(configs))
@@ -294,11 +307,15 @@ def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, wi
     threads = paddle_threads() if threads is None else max(1, int(threads))
     with _quiet_cache_dit(), _torch_threads(torch, threads):
         base = family.build(diffusers, model_path)
-        # The cached runs get their own transformer: cache hooks never touch the uncached pipeline.
-        cached = family.build(diffusers, model_path, vae=base.vae,
-                              scheduler=type(base.scheduler).from_config(base.scheduler.config))
         base_counter = BlockCounter(base.transformer, family.blocks(base.transformer), weights)
-        cached_counter = BlockCounter(cached.transformer, family.blocks(cached.transformer), weights)
+
+        def cached_pipeline():
+            """A fresh pipeline per peer point: cache hooks never touch the uncached pipeline, and no point inherits
+            another's leftovers (cache-dit's disable_cache leaves its patched forward; diffusers 0.39's hook registry
+            keeps a stale child list across enable/disable_cache, diffusers issue #14037)."""
+            return family.build(diffusers, model_path, vae=base.vae,
+                                scheduler=type(base.scheduler).from_config(base.scheduler.config))
+
         try:
             _generate(torch, base, inputs[0], steps, height, width, guidance_scale)  # warm-up
             base_counter.reset()
@@ -313,16 +330,27 @@ def peer_rows(model_dir, cases, steps, references, height=DEFAULT_RESOLUTION, wi
             row.update(parity=True, max_abs_diff=float(max(np.abs(a - np.asarray(r, np.float64)).max()
                                                            for a, r in zip(uncached_images, references))))
             rows = [row]
-            for config in _order(configs):
-                rows.append(_run_config(torch, diffusers, cache_dit, config, base, cached, cached_counter, inputs,
-                                        steps, height, width, guidance_scale, references, repeats, tick, family))
+            for config in configs:
+                rows.append(_run_config(torch, diffusers, cache_dit, config, base, cached_pipeline(), weights, inputs,
+                                        steps, height, width, guidance_scale, references, repeats, tick, family,
+                                        ratios))
         finally:
             base_counter.remove()
-            cached_counter.remove()
     for row in rows:
         row["threads"] = threads
-    order = {config.name: index for index, config in enumerate(configs)}
-    return rows[:1] + sorted(rows[1:], key=lambda row: order[row["name"]])
+    return rows
+
+
+def _magnitude_ratios(pipe, calibration, case, steps, height, width):
+    """The first branch of a MagCache curve at `steps` steps: from `calibration`, else measured on `case`."""
+    from ..policies.magcache import MagnitudeCurve
+    from .calibration import calibrate_magcache
+
+    if calibration is None:
+        curve = calibrate_magcache(pipe, [case], steps, height, width)
+    else:
+        curve = MagnitudeCurve.load(calibration, "magcache_calibration")
+    return curve.for_steps(steps)
 
 
 def _row(name, framework, method, steps, images, references, counts, uncached_times, cached_times):
@@ -339,9 +367,10 @@ def _row(name, framework, method, steps, images, references, counts, uncached_ti
                 seconds_cached=float(statistics.median(cached_times)), cases=len(images), images=images)
 
 
-def _run_config(torch, diffusers, cache_dit, config, base, cached, counter, inputs, steps, height, width,
-                guidance_scale, references, repeats, tick, family):
-    _enable(cache_dit, diffusers, cached, config, steps, family)
+def _run_config(torch, diffusers, cache_dit, config, base, cached, weights, inputs, steps, height, width,
+                guidance_scale, references, repeats, tick, family, magnitude_ratios=None):
+    counter = BlockCounter(cached.transformer, family.blocks(cached.transformer), weights)
+    _enable(cache_dit, diffusers, cached, config, steps, family, magnitude_ratios)
     try:
         _generate(torch, cached, inputs[0], steps, height, width, guidance_scale)  # warm-up
         counter.reset()
@@ -357,7 +386,9 @@ def _run_config(torch, diffusers, cache_dit, config, base, cached, counter, inpu
         counts = counter.stats(len(inputs) * repeats)  # every repeat runs the same blocks
     finally:
         _disable(cache_dit, cached, config)
+        counter.remove()
     row = _row(config.name, config.framework, config.method, steps, images, references, counts, uncached_times,
                cached_times)
-    row.update(threshold=config.threshold, taylorseer_order=config.taylorseer_order, interval=config.interval)
+    row.update(threshold=config.threshold, taylorseer_order=config.taylorseer_order, interval=config.interval,
+               max_skip_steps=config.max_skip_steps)
     return row

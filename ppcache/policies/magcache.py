@@ -24,10 +24,11 @@ class MagCacheConfig(MethodConfig):
     """MagCache.
 
     Attributes:
-        threshold: skip while the accumulated error sum |1 - prod(ratios)| stays below this, in [0, 1]
-            (Wan2.1 in the paper: 0.12 for 2.1x, 0.24 for 2.7x; 0 never skips).
+        threshold: skip while the accumulated error sum |1 - prod(ratios)| stays at or below this, in [0, 1]
+            (the paper's default 0.06; higher skips more; 0 skips only where the curve is flat).
         max_skip_steps: skipped steps in a row at most (the paper's K, 2-4).
-        retention_ratio: the first int(retention_ratio x steps) steps are always computed, in [0, 1).
+        retention_ratio: the first retention_ratio x steps steps (rounded; at least one) are always computed, in
+            [0, 1).
         calibration: this model's magnitude-ratio curve: the mapping tools/calibrate_magcache.py writes into its
             config ({model, steps, ratios}), or the path of a JSON file holding it.
         scale_residual: multiply the reused residual by the product of the ratios since the last computed step
@@ -46,7 +47,7 @@ class MagCacheConfig(MethodConfig):
 
     def validate(self, where="cache"):
         if not 0 <= self.threshold <= 1:
-            raise ConfigError(f"{where}.threshold must be between 0 and 1 (the paper uses 0.06-0.24), "
+            raise ConfigError(f"{where}.threshold must be between 0 and 1 (the paper's default is 0.06), "
                               f"got {self.threshold}")
         if self.max_skip_steps < 1:
             raise ConfigError(f"{where}.max_skip_steps must be >= 1, got {self.max_skip_steps}")
@@ -60,7 +61,8 @@ class MagCacheConfig(MethodConfig):
 
 class MagnitudeCurve:
     """Per guidance branch, the magnitude ratio of each step (ratios[branch][0] = 1: the first step has no
-    predecessor), for the model described by `model` (Adapter.identity()) at `steps` steps."""
+    predecessor), for the model described by `model` (Adapter.identity()) at `steps` steps. The first branch's curve
+    (the conditional call's) is the one MagCache decides by; the others are recorded to show how close they are."""
 
     def __init__(self, model, steps, ratios):
         self.model, self.steps, self.ratios = dict(model), int(steps), [[float(r) for r in row] for row in ratios]
@@ -113,11 +115,11 @@ class MagnitudeCurve:
         raise ConfigError(f"magcache: the calibration was measured on {describe(mine)}, but this model is "
                           f"{describe(identity)}; calibrate this model: {CALIBRATE_HINT}")
 
-    def for_steps(self, branch, steps):
-        """The ratios of `branch` (the last calibrated branch stands in for further ones) resampled to `steps`
-        steps: the cumulative magnitude (the product of the ratios) is interpolated in log space over the
-        generation's relative position, so a run with fewer, larger steps gets correspondingly larger ratios."""
-        row = self.ratios[min(branch, len(self.ratios) - 1)]
+    def for_steps(self, steps, branch=0):
+        """The ratios of `branch` resampled to `steps` steps: the cumulative magnitude (the product of the ratios) is
+        interpolated in log space over the generation's relative position, so a run with fewer, larger steps gets
+        correspondingly larger ratios."""
+        row = self.ratios[branch]
         if steps == self.steps:
             return list(row)
         log_magnitude = np.cumsum(np.log(row))
@@ -130,14 +132,14 @@ def skip_plan(ratios, threshold, max_skip_steps, retention_ratio):
     """Per step, (skip, accumulated ratio, accumulated error) under MagCache's rule, from the curve alone: the first
     step and the retained steps are computed; a computed step resets the accumulators."""
     plan, ratio, skipped, error = [], 1.0, 0, 0.0
-    retained = max(1, int(retention_ratio * len(ratios)))
+    retained = max(1, int(retention_ratio * len(ratios) + 0.5))
     for step, step_ratio in enumerate(ratios):
         if step < retained:
             plan.append((False, 1.0, 0.0))
             continue
         ratio, skipped = ratio * step_ratio, skipped + 1
         error += abs(1.0 - ratio)
-        skip = error < threshold and skipped <= max_skip_steps
+        skip = error <= threshold and skipped <= max_skip_steps
         plan.append((skip, ratio, error))
         if not skip:
             ratio, skipped, error = 1.0, 0, 0.0
@@ -159,27 +161,22 @@ class MagCachePolicy(StepResidualPolicy):
         super().bind(engine)
         self.curve.check_model(engine.adapter.identity())
 
-    def plan(self, branch, steps):
-        """The generation's skip plan for `branch` at `steps` steps (computed once per branch and step count)."""
-        key = (branch, steps)
-        if key not in self.plans:
-            if branch >= len(self.curve.ratios):
-                self.notice(f"magcache: the calibration holds {len(self.curve.ratios)} guidance branch curve(s); "
-                            f"branch {branch} uses the last one")
+    def plan(self, steps):
+        """The skip plan of a generation of `steps` steps (computed once per step count), from the first branch's
+        curve: every guidance branch of a step skips or computes together."""
+        if steps not in self.plans:
             config = self.config
-            self.plans[key] = skip_plan(self.curve.for_steps(branch, steps), config.threshold,
-                                        config.max_skip_steps, config.retention_ratio)
-        return self.plans[key]
+            self.plans[steps] = skip_plan(self.curve.for_steps(steps), config.threshold, config.max_skip_steps,
+                                          config.retention_ratio)
+        return self.plans[steps]
 
-    def decide(self, index, io, call):
-        if index != 0:
-            return None
+    def decide_step(self, io, call):
         ctx = call.ctx
         if ctx.num_steps is None:
             self.notice("magcache: the generation's step count is unknown, so every step is computed: run through "
                         "a pipeline, or set num_inference_steps")
             return None
-        skip, ratio, error = self.plan(ctx.branch, ctx.num_steps)[min(ctx.step, ctx.num_steps - 1)]
+        skip, ratio, error = self.plan(ctx.num_steps)[min(ctx.step, ctx.num_steps - 1)]
         call.record.indicator = error
         if not (skip or call.over_budget) or not self.residual_ready(call):
             return None

@@ -6,10 +6,34 @@ from .base import Policy
 
 
 class StepResidualPolicy(Policy):
-    """Subclasses decide at block 0 and return `self.skip_step(call)` to skip the step; `step_computed` hears of
-    every step that ran in full (decided or forced)."""
+    """Subclasses decide a step in `decide_step` (None: compute it, else `self.skip_step(call)`); `step_computed`
+    hears of every step that ran in full (decided or forced).
+
+    With `follows_first_branch`, the first guidance branch of a step (the conditional call) decides and the other
+    branches of that step follow it: the cond and uncond predictions of a guidance step are then both fresh or both
+    cached, never mixed (a later branch still computes when it has no residual yet); `observe_step` keeps a following
+    branch's own bookkeeping."""
 
     budget_guard = True
+    follows_first_branch = False
+
+    def decide(self, index, io, call):
+        if index != 0:
+            return None
+        if not self.follows_first_branch or call.ctx.branch == 0:
+            prediction = self.decide_step(io, call)
+            call.state.set(("first_branch_skipped",), (call.ctx.generation, call.ctx.step, prediction is not None))
+            return prediction
+        self.observe_step(io, call)
+        skipped = call.state.get(("first_branch_skipped",)) == (call.ctx.generation, call.ctx.step, True)
+        return self.skip_step(call) if (skipped or call.over_budget) and self.residual_ready(call) else None
+
+    def decide_step(self, io, call):
+        """None to compute this step (block 0's io), or a skip_step() prediction."""
+        return None
+
+    def observe_step(self, io, call):
+        """A following branch's step, decided by the first branch (block 0's io)."""
 
     def residual_ready(self, call):
         residual = call.state.get(call.key("residual"))

@@ -39,9 +39,7 @@ class TeaCacheConfig(MethodConfig):
 class TeaCachePolicy(StepResidualPolicy):
     name = "teacache"
 
-    def decide(self, index, io, call):
-        if index != 0:
-            return None
+    def decide_step(self, io, call):
         ctx, config = call.ctx, self.config
         modulated = self.adapter.modulated_input(self.blocks[0], io)
         previous = call.state.get(call.key("m_prev"))

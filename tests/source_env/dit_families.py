@@ -6,8 +6,10 @@ Builds a small random-weight transformer of each FAMILY (pixart, wan, hunyuan_vi
 PPDiffusers' own classes and samples it with a flow-matching Euler loop under `ppcache.generation`. For each cache
 config: whether it applies (or its one-line error), the compute fraction, the largest difference from the uncached
 sample, whether a batch of two and then a run at another frame count / size, each after earlier generations, equal
-fresh runs, and whether removal gives the uncached sample back bit for bit. Prints one JSON object
-{family: {"family": ..., "configs": {config: row}}}.
+fresh runs, and whether removal gives the uncached sample back bit for bit. The configs also include MagCache on
+this model's own magnitude curve (CALIBRATED_MAGCACHE: calibrated here on the first sample, as
+tools/calibrate_magcache.py does for a pipeline). Prints one JSON object {family: {"family": ..., "configs":
+{config: row}}}.
 """
 import json
 import re
@@ -21,6 +23,7 @@ from ppcache.config import load_config
 from ppcache.errors import PPCacheError
 
 STEPS = 8
+CALIBRATED_MAGCACHE = "magcache (calibrated on this model)"
 
 
 def build(family):
@@ -110,6 +113,19 @@ class _nothing:
         return False
 
 
+def magnitude_curve(model, call, latents, context):
+    """MagCache's curve of this model, recorded on one uncached sample (ppcache.bench.calibration)."""
+    from ppcache.bench.calibration import MagnitudeRecorder
+
+    recorder = MagnitudeRecorder()
+    ppcache.apply_cache(model, recorder)
+    try:
+        sample(model, call, latents, context, True)
+    finally:
+        ppcache.remove_cache(model)
+    return recorder.curve(STEPS).to_mapping()
+
+
 def run_family(family, config_paths):
     model, call, shape, other_shape, text_dim = build(family)
     smooth_in_time(model)
@@ -120,8 +136,10 @@ def run_family(family, config_paths):
     with paddle.no_grad():
         reference = sample(model, call, latents, context, False)
         out = {"family": family, "configs": {}}
-        for path in config_paths:
-            cache = load_config(path).cache
+        magcache = ppcache.MagCacheConfig(threshold=0.5, max_skip_steps=2,
+                                          calibration=magnitude_curve(model, call, latents, context))
+        for path in list(config_paths) + [CALIBRATED_MAGCACHE]:
+            cache = magcache if path == CALIBRATED_MAGCACHE else load_config(path).cache
             try:
                 ppcache.apply_cache(model, cache)
             except PPCacheError as error:

@@ -1,5 +1,6 @@
 """The bundled trained tiny-wan (WanPipeline, PPDiffusers from source first on the import path): what it draws, how
-it moves, and three shipped configs cached on it.
+it moves, four shipped configs cached on it, and MagCache on tiny-wan's own magnitude curve (calibrated on another
+seed than the one measured, as one sample calibrates it).
 
     python wan_bundled.py    -> one JSON line
 """
@@ -10,6 +11,7 @@ import numpy as np
 
 import ppcache
 from ppcache.config import load_config, resolve_model_path
+from ppcache.bench.calibration import calibrate_magcache
 from ppcache.bench.evaluate import sample
 from ppcache.bench.metrics import ssim, temporal_ssim
 from ppcache.pipelines.loading import load_pipeline
@@ -26,8 +28,13 @@ def main():
     out = dict(pipeline=type(pipe).__name__, shape=list(cat.shape), cat_mean=float(cat.mean()),
                digit_mean=float(digit.mean()), cat_vs_digit_ssim=ssim(cat, digit),
                motion=float(np.abs(np.diff(cat, axis=0)).mean()), configs={})
-    for name in ("dbcache_fast", "teacache", "taylorseer"):
-        ppcache.apply_cache(pipe, load_config(os.path.join(CONFIGS, f"{name}.yaml")).cache)
+    curve = calibrate_magcache(pipe, [(PROMPT, 1)], STEPS)
+    out["magcache_branches"] = len(curve.ratios)
+    configs = {name: load_config(os.path.join(CONFIGS, f"{name}.yaml")).cache
+               for name in ("dbcache_fast", "teacache", "taylorseer", "easycache")}
+    configs["magcache"] = ppcache.MagCacheConfig(threshold=0.1, max_skip_steps=2, calibration=curve.to_mapping())
+    for name, config in configs.items():
+        ppcache.apply_cache(pipe, config)
         try:
             video = sample(pipe, PROMPT, 0, STEPS)[0]
             fraction = ppcache.summary(pipe)["compute_fraction"]
