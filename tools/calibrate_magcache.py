@@ -3,10 +3,13 @@ each threshold gives, and a ready-to-use config that holds the curve.
 
     python tools/calibrate_magcache.py [--model tiny-flux] [--pipeline ppcache|ppdiffusers] [--steps 20]
         [--height 32 --width 32] [--prompts FILE] [--num-prompts 1] [--seeds 0] [--threshold 0.06]
-        [--max-skip-steps 2] [--retention-ratio 0.2] [--out outputs/magcache_calibrated.yaml]
+        [--max-skip-steps 2] [--retention-ratio 0.2] [--order 0] [--out outputs/magcache_calibrated.yaml]
+        [--transfer-seeds 1 2 --transfer-prompts 8]
 
 One sample is the paper's calibration: the curve barely depends on the prompt or seed. A run at another step count
 resamples it. A config refuses a curve measured on a model of another family or block count: calibrate each model.
+--transfer-seeds checks the first point: on other seeds (and --transfer-prompts prompts), MagCache on the written
+curve against MagCache on a curve calibrated on each of those images itself.
 """
 import argparse
 import os
@@ -30,6 +33,10 @@ def parse_args(argv=None):
     parser.add_argument("--threshold", type=float, default=0.06, help="the threshold written into the config")
     parser.add_argument("--max-skip-steps", type=int, default=2)
     parser.add_argument("--retention-ratio", type=float, default=0.2)
+    parser.add_argument("--order", type=int, default=0, help="0 reuses the residual (the paper), 1 extrapolates it")
+    parser.add_argument("--transfer-seeds", type=int, nargs="+", default=None,
+                        help="also measure how the curve transfers to these seeds")
+    parser.add_argument("--transfer-prompts", type=int, default=8, help="prompts of the transfer check")
     parser.add_argument("--out", default="outputs/magcache_calibrated.yaml")
     return parser.parse_args(argv)
 
@@ -39,7 +46,7 @@ def main(argv=None):
     import yaml
 
     import ppcache
-    from ppcache.bench.calibration import calibrate_magcache, simulate_magcache
+    from ppcache.bench.calibration import calibrate_magcache, magcache_transfer, simulate_magcache
     from ppcache.bench.prompts import cases, load_prompts
     from ppcache.config import build_cache_section, resolve_model_path
     from ppcache.pipelines.loading import load_pipeline
@@ -48,9 +55,10 @@ def main(argv=None):
         if args.num_prompts < 1 or args.steps < 2:
             raise ppcache.ConfigError("--num-prompts must be >= 1 and --steps >= 2")
         cache = {"method": "magcache", "threshold": args.threshold, "max_skip_steps": args.max_skip_steps,
-                 "retention_ratio": args.retention_ratio}
+                 "retention_ratio": args.retention_ratio, "order": args.order}
         build_cache_section(cache)  # the settings are checked before any generation
-        calibration = cases(load_prompts(args.prompts), args.seeds, args.num_prompts)
+        entries = load_prompts(args.prompts)
+        calibration = cases(entries, args.seeds, args.num_prompts)
         pipe = load_pipeline(resolve_model_path(args.model), pipeline=args.pipeline)
         curve = calibrate_magcache(pipe, calibration, args.steps, args.height, args.width)
     except ppcache.PPCacheError as error:
@@ -73,7 +81,24 @@ def main(argv=None):
                      "generation(s) (tools/calibrate_magcache.py).\n")
         yaml.safe_dump(config, handle, sort_keys=False, default_flow_style=None, width=120)
     print(f"wrote {args.out}")
+    if args.transfer_seeds:
+        report_transfer(magcache_transfer(pipe, build_cache_section(config["cache"]),
+                                          cases(entries, args.transfer_seeds, args.transfer_prompts), args.steps,
+                                          args.height, args.width))
     return 0
+
+
+def report_transfer(rows):
+    import numpy as np
+
+    print("| prompt | seed | SSIM, written curve | SSIM, its own curve | compute (written / own) |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['prompt']} | {r['seed']} | {r['transferred_ssim']:.4f} | {r['own_ssim']:.4f} | "
+              f"{r['transferred_compute']:.3f} / {r['own_compute']:.3f} |")
+    gap = [r["own_ssim"] - r["transferred_ssim"] for r in rows]
+    print(f"{len(rows)} images: mean SSIM {np.mean([r['transferred_ssim'] for r in rows]):.4f} on the written curve, "
+          f"{np.mean([r['own_ssim'] for r in rows]):.4f} on their own; own minus written: mean {np.mean(gap):+.4f}, "
+          f"largest {max(gap, key=abs):+.4f}")
 
 
 if __name__ == "__main__":

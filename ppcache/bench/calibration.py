@@ -3,6 +3,8 @@
 TeaCache: record (indicator rel-L1, output rel-L1) pairs, fit y ~ poly4(x) in fp64, report R^2 and the compute
 each threshold would give. MagCache: the magnitude-ratio curve of the whole block stack's residual, averaged over
 the generations, and the compute each threshold gives (exact: MagCache decides from the curve alone)."""
+import dataclasses
+
 import numpy as np
 
 from .. import ops
@@ -13,7 +15,8 @@ from ..policies.base import Policy
 from ..policies.magcache import MagnitudeCurve, skip_plan
 from ..policies.step_residual import StepResidualPolicy
 from ..policies.teacache import TeaCachePolicy
-from .evaluate import sample
+from .evaluate import cached_samples, references, sample
+from .metrics import ssim
 
 
 class TeaCacheRecorder(Policy):
@@ -131,9 +134,25 @@ def simulate_magcache(curve, steps, thresholds, max_skip_steps, retention_ratio)
             / steps for threshold in thresholds}
 
 
+def magcache_transfer(pipe, config, cases, steps, height=DEFAULT_RESOLUTION, width=DEFAULT_RESOLUTION):
+    """Whether one calibration serves other prompts and seeds: per (prompt, seed) case, SSIM against the uncached
+    image and compute fraction of MagCache `config` on its own curve ("transferred") and on a curve calibrated on that
+    very case ("own")."""
+    rows = []
+    for case in cases:
+        reference = references(pipe, [case], steps, height, width)[0][0]
+        own = dataclasses.replace(config, calibration=calibrate_magcache(pipe, [case], steps, height, width).to_mapping())
+        row = dict(prompt=case[0], seed=case[1])
+        for name, variant in (("transferred", config), ("own", own)):
+            (image, stats, _), = cached_samples(pipe, variant, [case], steps, height, width)
+            row.update({f"{name}_ssim": ssim(image, reference), f"{name}_compute": stats["compute_fraction"]})
+        rows.append(row)
+    return rows
+
+
 # What a tune can measure for a method that needs it (ppcache.bench.knobs): kind -> f(pipe, cases, steps, height,
 # width) -> the config's `calibration` value.
 CALIBRATIONS = {"magcache": lambda *args: calibrate_magcache(*args).to_mapping()}
 
 __all__ = ["CALIBRATIONS", "TeaCacheRecorder", "TeaCachePolicy", "fit_polynomial", "simulate_thresholds", "MagnitudeRecorder",
-           "calibrate_magcache", "simulate_magcache"]
+           "calibrate_magcache", "simulate_magcache", "magcache_transfer"]

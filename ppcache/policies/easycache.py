@@ -17,7 +17,7 @@ import paddle
 from .. import ops
 from ..errors import ConfigError
 from .base import MethodConfig
-from .step_residual import StepResidualPolicy
+from .step_residual import StepResidualPolicy, check_step_settings
 
 
 @dataclasses.dataclass
@@ -41,15 +41,9 @@ class EasyCacheConfig(MethodConfig):
     order: int = 0
 
     def validate(self, where="cache"):
-        if not 0 <= self.threshold <= 1:
-            raise ConfigError(f"{where}.threshold must be between 0 and 1 (the paper uses a few percent, e.g. 0.05), "
-                              f"got {self.threshold}")
-        if not 0 <= self.retention_ratio < 1:
-            raise ConfigError(f"{where}.retention_ratio must be in [0, 1), got {self.retention_ratio}")
+        check_step_settings(where, self, "the paper uses a few percent, e.g. 0.05")
         if self.max_skip_steps < 1 and self.max_skip_steps != -1:
             raise ConfigError(f"{where}.max_skip_steps must be >= 1, or -1 for no cap, got {self.max_skip_steps}")
-        if not 0 <= self.order <= 3:
-            raise ConfigError(f"{where}.order must be between 0 and 3, got {self.order}")
 
 
 class EasyCachePolicy(StepResidualPolicy):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import MethodConfig
-from .step_residual import StepResidualPolicy
+from .step_residual import StepResidualPolicy, check_step_settings
 
 CALIBRATE_HINT = "run `python tools/calibrate_magcache.py --model PATH` (or tools/tune.py) and use the config it writes"
 
@@ -46,15 +46,9 @@ class MagCacheConfig(MethodConfig):
     order: int = 0
 
     def validate(self, where="cache"):
-        if not 0 <= self.threshold <= 1:
-            raise ConfigError(f"{where}.threshold must be between 0 and 1 (the paper's default is 0.06), "
-                              f"got {self.threshold}")
+        check_step_settings(where, self, "the paper's default is 0.06")
         if self.max_skip_steps < 1:
             raise ConfigError(f"{where}.max_skip_steps must be >= 1, got {self.max_skip_steps}")
-        if not 0 <= self.retention_ratio < 1:
-            raise ConfigError(f"{where}.retention_ratio must be in [0, 1), got {self.retention_ratio}")
-        if not 0 <= self.order <= 3:
-            raise ConfigError(f"{where}.order must be between 0 and 3, got {self.order}")
         if isinstance(self.calibration, dict):
             MagnitudeCurve.from_mapping(self.calibration, f"{where}.calibration")
 

@@ -2,7 +2,18 @@
 stream gets the cached residual of the whole block stack (the last block's main output minus block 0's input)
 added back, extrapolated by a Taylor ladder of the method's `order` (0: the residual as it was)."""
 from ..engine import Prediction
+from ..errors import ConfigError
 from .base import Policy
+
+
+def check_step_settings(where, config, threshold_hint):
+    """The settings MagCache and EasyCache share: a threshold in [0, 1], a retained fraction in [0, 1), an order."""
+    if not 0 <= config.threshold <= 1:
+        raise ConfigError(f"{where}.threshold must be between 0 and 1 ({threshold_hint}), got {config.threshold}")
+    if not 0 <= config.retention_ratio < 1:
+        raise ConfigError(f"{where}.retention_ratio must be in [0, 1), got {config.retention_ratio}")
+    if not 0 <= config.order <= 3:
+        raise ConfigError(f"{where}.order must be between 0 and 3, got {config.order}")
 
 
 class StepResidualPolicy(Policy):
