@@ -124,7 +124,7 @@ def dit_family_runs():
 def test_every_shipped_config_on_the_source_trees_other_dit_families(family, dit_family_runs):
     # Small random-weight transformers of PPDiffusers' own classes (mechanics only; random weights say nothing of
     # quality). The ECAD schedule files and the MagCache curve were made for tiny-flux and must refuse, in one line.
-    configs = flux_configs() + ["magcache (calibrated on this model)"]  # dit_families.CALIBRATED_MAGCACHE
+    configs = flux_configs() + ["MagCache, calibrated on this model"]  # dit_families.CALIBRATED_MAGCACHE
     out = dit_family_runs[family]
     failures = []
     for path in configs:

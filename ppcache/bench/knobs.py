@@ -56,9 +56,10 @@ CANDIDATES = {
                               base=dict(warmup_steps=3, max_consecutive=2)),
     "teacache": Knob("teacache", ("rel_l1_thresh",), 0.1, 5.0, base=dict(order=1)),
     "teablockcache": Knob("teablockcache", ("block_threshold", "single_block_threshold"), 0.1, 5.0),
-    # MagCache on the model's own magnitude curve; K (skips in a row) and the residual's extrapolation order vary.
+    # MagCache on the model's own magnitude curve; K (skips in a row), the residual's extrapolation order and a
+    # computed last step vary (its plan is the same for every image, and skipping the last steps costs the most).
     "magcache": Knob("magcache", ("threshold",), 0.01, 1.0, base=dict(retention_ratio=0.2),
-                     secondary=dict(max_skip_steps=(2, 4), order=(0, 1)), calibration="magcache"),
+                     secondary=dict(max_skip_steps=(2, 4), order=(0, 1), final_steps=(0, 1)), calibration="magcache"),
     "easycache": Knob("easycache", ("threshold",), 0.02, 1.0, base=dict(retention_ratio=0.2),
                       secondary=dict(order=(0, 1))),
     # TaylorSeer as in configs/taylorseer*.yaml; the final steps kept computed place it between intervals.

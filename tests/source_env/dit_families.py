@@ -23,7 +23,7 @@ from ppcache.config import load_config
 from ppcache.errors import PPCacheError
 
 STEPS = 8
-CALIBRATED_MAGCACHE = "magcache (calibrated on this model)"
+CALIBRATED_MAGCACHE = "MagCache, calibrated on this model"
 
 
 def build(family):
