@@ -157,6 +157,50 @@ def shape_randn_in_caption_projection():
     cls.__init__ = init_with_shape_randn
 
 
+class _LinalgWithMatchedSolve:
+    """`paddle.linalg` whose `solve` computes in one dtype (float64) whatever dtypes its two operands carry."""
+
+    def __init__(self, linalg):
+        self._linalg = linalg
+
+    def solve(self, x, y, *args, **kwargs):
+        return self._linalg.solve(x.astype("float64"), y.astype("float64"), *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._linalg, name)
+
+
+class _PaddleWithMatchedSolve:
+    """`paddle` as one PPDiffusers module sees it: everything is Paddle's, but `linalg.solve` (see above)."""
+
+    def __init__(self, paddle):
+        self._paddle = paddle
+        self.linalg = _LinalgWithMatchedSolve(paddle.linalg)
+
+    def __getattr__(self, name):
+        return getattr(self._paddle, name)
+
+
+def unipc_solve_in_one_dtype():
+    """PPDiffusers' UniPCMultistepScheduler (what Wan2.1-Diffusers checkpoints ship: flow prediction, flow sigmas)
+    solves its corrector's small linear system with a float64 matrix and a float32 right-hand side, which Paddle 3.3
+    refuses ("The type of data we are trying to retrieve (float64) does not match"), so a real Wan checkpoint cannot
+    take one step. Where the installed scheduler mixes them, that module alone gets a `paddle` whose
+    `linalg.solve` casts both operands to float64 (its callers cast the result to the sample's dtype). Remove when
+    PPDiffusers solves in one dtype."""
+    try:
+        from ppdiffusers.schedulers import scheduling_unipc_multistep as unipc
+    except Exception:  # pragma: no cover - a PPDiffusers without UniPC
+        return
+    if isinstance(unipc.__dict__.get("paddle"), _PaddleWithMatchedSolve):
+        return
+    update = getattr(getattr(unipc, "UniPCMultistepScheduler", None), "multistep_uni_c_bh_update", None)
+    code = getattr(update, "__code__", None)
+    if code is None or "float32" not in code.co_consts or "solve" not in code.co_names:
+        return
+    unipc.paddle = _PaddleWithMatchedSolve(unipc.paddle)
+
+
 _DONE = False
 
 
@@ -176,4 +220,5 @@ def setup():
     install_sdpa_fallback()
     plain_rms_norm_on_cpu()
     shape_randn_in_caption_projection()
+    unipc_solve_in_one_dtype()
     _DONE = True

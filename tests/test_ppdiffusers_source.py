@@ -53,6 +53,16 @@ def test_the_seed_article_code_runs_with_the_import_line_changed():
     assert out["restored_bitwise"] and out["blocks_restored"] and out["forward_restored"]
 
 
+def test_wan_checkpoints_unipc_scheduler_steps_as_diffusers_does():
+    # Wan2.1-Diffusers ships UniPCMultistepScheduler (flow prediction, flow sigmas, shift 3); on Paddle 3.3 the
+    # tree's own corrector mixes float64 and float32 in one solve and cannot take a step: ppcache's shim (installed
+    # only while the tree needs it) makes it step as diffusers does
+    out = run_json([os.path.join(DRIVERS, "unipc_parity.py"), "12"])
+    assert out["shim_installed"] == out["shim_needed"]
+    assert out["steps"] == 12 and out["finite"] and out["dtype"] == "float32"
+    assert out["max_abs_diff"] < 1e-4 * out["scale"], out
+
+
 @pytest.mark.parametrize("model", ["tiny-flux", "tiny-sd3"])
 def test_scheduler_looks_the_same_with_the_cache_applied(model):
     out = run_json([os.path.join(DRIVERS, "scheduler_hooks.py"), model])

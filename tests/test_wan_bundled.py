@@ -53,6 +53,29 @@ def test_infer_writes_the_bundled_video_and_its_side_by_side_as_gifs(tmp_path):
     assert not (tmp_path / "clip.png").exists()
 
 
+def test_infer_runs_a_wan_directory_that_ships_wan21s_unipc_scheduler(tmp_path):
+    # tiny-wan with the scheduler Wan2.1-Diffusers checkpoints ship (UniPCMultistepScheduler, flow prediction):
+    # it loads as the checkpoint says and generates, uncached and cached, through tools/infer.py
+    import json
+    import shutil
+
+    driver = os.path.join(DRIVERS, "unipc_parity.py")
+    directory = tmp_path / "wan-unipc"
+    shutil.copytree(os.path.join(ROOT, "ppcache", "assets", "tiny-wan"), directory)
+    scheduler = dict(run_json(["-c", f"import runpy, json; print(json.dumps(runpy.run_path({driver!r})"
+                                     "['WAN_SCHEDULER']))"]), _class_name="UniPCMultistepScheduler")
+    (directory / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler))
+    index = json.loads((directory / "model_index.json").read_text())
+    index["scheduler"] = ["ppdiffusers", "UniPCMultistepScheduler"]
+    (directory / "model_index.json").write_text(json.dumps(index))
+    printed = run([os.path.join(ROOT, "tools", "infer.py"), "--config", os.path.join(ROOT, "configs", "teacache.yaml"),
+                   "--model", str(directory), "--steps", "10", "--out", str(tmp_path / "clip.png"), "--compare",
+                   "--repeats", "1"]).stdout
+    assert float(re.search(r"compute fraction: ([0-9.]+)", printed).group(1)) < 0.9, printed
+    assert float(re.search(r"SSIM ([0-9.]+)", printed).group(1)) > 0.9, printed
+    assert (tmp_path / "clip.gif").exists()
+
+
 def test_wan_recipe_writes_a_pipeline_that_diffusers_reproduces(tmp_path):
     # train_tiny --arch wan on a toy budget: the directory loads in ppcache and in diffusers' WanPipeline (the peers)
     out = run_json([os.path.join(DRIVERS, "wan_toy_training.py"), str(tmp_path / "wan")])
