@@ -134,14 +134,27 @@ def simulate_magcache(curve, steps, thresholds, max_skip_steps, retention_ratio)
             / steps for threshold in thresholds}
 
 
+def matching_threshold(curve, steps, config, fraction):
+    """The threshold whose plan on `curve` computes the fraction nearest `fraction` (of equal ones, the one nearest
+    `config.threshold`): a calibration is compared with another at the same compute."""
+    grid = sorted(set(np.geomspace(1e-3, 1.0, 121).round(6).tolist() + [config.threshold]))
+    computes = simulate_magcache(curve, steps, grid, config.max_skip_steps, config.retention_ratio)
+    return min(grid, key=lambda t: (abs(computes[t] - fraction), abs(np.log(t / config.threshold))))
+
+
 def magcache_transfer(pipe, config, cases, steps, height=DEFAULT_RESOLUTION, width=DEFAULT_RESOLUTION):
     """Whether one calibration serves other prompts and seeds: per (prompt, seed) case, SSIM against the uncached
     image and compute fraction of MagCache `config` on its own curve ("transferred") and on a curve calibrated on that
-    very case ("own")."""
+    very case ("own"), whose threshold is set to compute the same fraction."""
+    written = MagnitudeCurve.load(config.calibration)
+    fraction = simulate_magcache(written, steps, [config.threshold], config.max_skip_steps,
+                                 config.retention_ratio)[config.threshold]
     rows = []
     for case in cases:
         reference = references(pipe, [case], steps, height, width)[0][0]
-        own = dataclasses.replace(config, calibration=calibrate_magcache(pipe, [case], steps, height, width).to_mapping())
+        curve = calibrate_magcache(pipe, [case], steps, height, width)
+        own = dataclasses.replace(config, calibration=curve.to_mapping(),
+                                  threshold=matching_threshold(curve, steps, config, fraction))
         row = dict(prompt=case[0], seed=case[1])
         for name, variant in (("transferred", config), ("own", own)):
             (image, stats, _), = cached_samples(pipe, variant, [case], steps, height, width)
