@@ -42,5 +42,6 @@ __all__ = [
     "enable_sequence_parallel", "disable_sequence_parallel", "compile_blocks", "uncompile_blocks",
     "SortBlockConfig", "TeaBlockCacheConfig", "FirstBlockTaylorConfig", "TeaCacheConfig", "DBCacheConfig",
     "BlockDanceConfig", "TaylorSeerConfig", "FORAConfig", "PABConfig", "TGateConfig", "ScheduleConfig", "DeepCacheConfig",
-    "MagCacheConfig", "EasyCacheConfig", "CheckpointError", "ConfigError", "PPCacheError", "UnsupportedModelError", "__version__",
+    "MagCacheConfig", "EasyCacheConfig",
+    "CheckpointError", "ConfigError", "PPCacheError", "UnsupportedModelError", "__version__",
 ]

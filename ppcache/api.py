@@ -80,8 +80,9 @@ def apply_cache(target, config):
     StableDiffusionPipeline / StableDiffusionXLPipeline or a bare UNet2DConditionModel) with `config`.
 
     `config`: a YAML path, a `PPCacheConfig`, a `cache:` dict, a method config (SortBlockConfig, ...), or a
-    ready Policy instance (a calibration recorder, ppcache.bench.calibration). With a pipeline, generations and steps come from its scheduler; with a bare transformer, from the
-    timestep of each call (see ppcache.context). Returns the engine; `remove_cache(target)` undoes it.
+    ready Policy instance (a calibration recorder, ppcache.bench.calibration). With a pipeline, generations and
+    steps come from its scheduler; with a bare transformer, from the timestep of each call (see ppcache.context).
+    Returns the engine; `remove_cache(target)` undoes it.
     """
     from .policies import policy_for
     from .policies.base import Policy

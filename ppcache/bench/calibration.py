@@ -167,5 +167,5 @@ def magcache_transfer(pipe, config, cases, steps, height=DEFAULT_RESOLUTION, wid
 # width) -> the config's `calibration` value.
 CALIBRATIONS = {"magcache": lambda *args: calibrate_magcache(*args).to_mapping()}
 
-__all__ = ["CALIBRATIONS", "TeaCacheRecorder", "TeaCachePolicy", "fit_polynomial", "simulate_thresholds", "MagnitudeRecorder",
-           "calibrate_magcache", "simulate_magcache", "magcache_transfer"]
+__all__ = ["CALIBRATIONS", "TeaCacheRecorder", "TeaCachePolicy", "fit_polynomial", "simulate_thresholds",
+           "MagnitudeRecorder", "calibrate_magcache", "simulate_magcache", "magcache_transfer"]

@@ -7,8 +7,8 @@ PPCACHE_OPS=eager is set, or for inputs the kernels do not take, the same functi
 reference in fallback.py, with the same semantics.
 
 Under sequence parallelism (ppcache.parallel) the indicators (rel_l1, abs_means, token_norm_ratio, channel_cosine,
-all_finite) are reduced
-across the ranks: every rank gets the value of the whole token sequence and so takes the same decision.
+all_finite) are reduced across the ranks: every rank gets the value of the whole token sequence and so takes the
+same decision.
 """
 import os
 
