@@ -14,7 +14,8 @@ from ppcache.errors import ConfigError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "distributed", "sequence_parallel_worker.py")
 BENCHMARK = os.path.join(ROOT, "tools", "benchmark.py")
-CONFIGS = ["dbcache_fast", "sortblock", "teacache", "taylorseer", "firstblock_taylor_fast", "fora"]
+CONFIGS = ["dbcache_fast", "sortblock", "teacache", "taylorseer", "firstblock_taylor_fast", "fora", "magcache",
+           "easycache"]
 LAUNCH_TIMEOUT = 300  # seconds: a hang fails the test instead of the suite
 
 
@@ -27,7 +28,7 @@ def launch(tmp_path, script, *args):
     return done.returncode, logs
 
 
-@pytest.mark.long("two processes, six configs cached 10 steps each, single-process reference in each")
+@pytest.mark.long("two processes, eight configs cached 10 steps each, single-process reference in each")
 def test_two_ranks_equal_one_process_and_decide_alike(tmp_path):
     configs = [os.path.join(ROOT, "configs", f"{name}.yaml") for name in CONFIGS]
     code, logs = launch(tmp_path, WORKER, tmp_path / "out", 10, *configs)
