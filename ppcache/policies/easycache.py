@@ -76,6 +76,8 @@ class EasyCachePolicy(StepResidualPolicy):
         return self.skip_step(call)
 
     def step_computed(self, call, step_input, step_output, residual):
+        if call.ctx.branch > 0:
+            return  # a following branch keeps only its residual (and its x_prev, in observe_step)
         state = call.state
         state.set(call.key("acc"), 0.0)
         state.set(call.key("skipped"), 0)
