@@ -101,22 +101,26 @@ def write_plots(out, rows, sheet, title):
     return paths
 
 
-def sequence_parallel(pipe, configs, height, width):
-    """The rank group when the configs ask for sequence parallelism (all the same size), else None."""
+def sequence_size(configs):
+    """The ranks the configs' generations split across (parallel.sequence, the same in every config)."""
     from ppcache.errors import ConfigError
-    from ppcache.parallel import enable_sequence_parallel
-    from ppcache.parallel.enable import check_sequence_tokens
 
     sizes = {config.parallel.sequence for _, config in configs}
     if len(sizes) > 1:
         raise ConfigError(f"the configs ask for different parallel.sequence sizes {sorted(sizes)}: benchmark "
                           "configs of one size together")
-    size = sizes.pop()
-    if size == 1:
-        return None
-    group = enable_sequence_parallel(pipe, size)
-    check_sequence_tokens(pipe, height, width)
-    return group
+    return sizes.pop()
+
+
+def check_compiled(configs):
+    """Compiled blocks (the first config's model.compile) take block-level methods only: refused before any work."""
+    from ppcache.compiled import check_block_level
+    from ppcache.policies import policy_for
+
+    if configs[0][1].model.compile:
+        for _, config in configs:
+            if config.cache.method != "none":
+                check_block_level(policy_for(config.cache))
 
 
 def agreement(group):
@@ -136,7 +140,8 @@ def main(argv=None):
     from ppcache.bench.rank_shards import rank_and_world
     from ppcache.bench.store import Store
     from ppcache.config import load_config, resolve_model_path
-    from ppcache.pipelines.loading import load_pipeline
+    from ppcache.parallel.enable import check_sequence_tokens
+    from ppcache.pipelines.prepare import prepare
 
     rank, world = rank_and_world()
     try:
@@ -145,17 +150,18 @@ def main(argv=None):
         first = configs[0][1]
         model_dir = resolve_model_path(args.model or first.model.path)
         steps, height, width = args.steps or first.run.steps, first.run.height, first.run.width
-        pipe = load_pipeline(model_dir, pipeline=args.pipeline or first.model.pipeline)
-        sequence = sequence_parallel(pipe, configs, height, width)
+        check_compiled(configs)
+        pipe, sequence = prepare(first, sequence_size(configs), path=args.model, pipeline=args.pipeline)
+        check_sequence_tokens(pipe, height, width)
     except ppcache.PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    pipe.set_progress_bar_config(disable=True)
     cases = prompt_sets.cases(entries, args.seeds, args.num_prompts)
     variants = fewer_steps(steps) + cache_variants(configs, steps)
     prompts_name = args.prompts or "bundled " + os.path.relpath(prompt_sets.BUNDLED_PROMPTS)
+    model_settings = dict(dtype=first.model.dtype, compiled=first.model.compile)
     settings = dict(model=args.model or first.model.path, pipeline=args.pipeline or first.model.pipeline,
-                    steps=steps, height=height, width=width,
+                    dtype=first.model.dtype, compiled=first.model.compile, steps=steps, height=height, width=width,
                     prompts=prompts_name, num_prompts=len({p for p, _ in cases}), seeds=sorted({s for _, s in cases}),
                     cases=len(cases), repeats=args.repeats, world_size=world,
                     sequence_parallel=sequence.size if sequence is not None else 1,
@@ -167,10 +173,10 @@ def main(argv=None):
               f"{' sequence-parallel' if sequence is not None else ''}, out {args.out}",
               flush=True)
     if sequence is None:
-        store, share = Store(args.out, model_dir, height, width), (rank, world)
+        store, share = Store(args.out, model_dir, height, width, **model_settings), (rank, world)
     else:  # every rank runs every generation, on its own store
         out = args.out if rank == 0 else os.path.join(args.out, "sequence-ranks", str(rank))
-        store, share = Store(out, model_dir, height, width, agree=agreement(sequence)), (0, 1)
+        store, share = Store(out, model_dir, height, width, agree=agreement(sequence), **model_settings), (0, 1)
     bench = Benchmark(pipe, store, variants, cases, steps, height, width, args.repeats, *share,
                       overhead_tokens=args.overhead_tokens if args.overhead else None,
                       progress=rank == 0 and not args.no_progress)

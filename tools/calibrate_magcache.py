@@ -48,8 +48,8 @@ def main(argv=None):
     import ppcache
     from ppcache.bench.calibration import calibrate_magcache, magcache_transfer, simulate_magcache
     from ppcache.bench.prompts import cases, load_prompts
-    from ppcache.config import build_cache_section, resolve_model_path
-    from ppcache.pipelines.loading import load_pipeline
+    from ppcache.config import build_cache_section
+    from ppcache.pipelines.prepare import model_section, prepare
 
     try:
         if args.num_prompts < 1 or args.steps < 2:
@@ -59,7 +59,7 @@ def main(argv=None):
         build_cache_section(cache)  # the settings are checked before any generation
         entries = load_prompts(args.prompts)
         calibration = cases(entries, args.seeds, args.num_prompts)
-        pipe = load_pipeline(resolve_model_path(args.model), pipeline=args.pipeline)
+        pipe, _ = prepare(model_section(args.model, args.pipeline))
         curve = calibrate_magcache(pipe, calibration, args.steps, args.height, args.width)
     except ppcache.PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -30,16 +30,14 @@ def main(argv=None):
     import ppcache
     from ppcache.bench.calibration import TeaCacheRecorder, fit_polynomial, simulate_thresholds
     from ppcache.bench.prompts import load_prompts
-    from ppcache.config import resolve_model_path
-    from ppcache.pipelines.loading import load_pipeline
+    from ppcache.pipelines.prepare import model_section, prepare
 
     try:
         prompts = [prompt for prompt, _ in load_prompts(args.prompts)]
-        pipe = load_pipeline(resolve_model_path(args.model), pipeline=args.pipeline)
+        pipe, _ = prepare(model_section(args.model, args.pipeline))
     except ppcache.PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    pipe.set_progress_bar_config(disable=True)
     recorder = TeaCacheRecorder()
     ppcache.apply_cache(pipe, recorder)
     traces = []

@@ -89,27 +89,21 @@ def main(argv=None):
     args = parse_args(argv)
     warnings.formatwarning = one_line_warning
     import ppcache
-    from ppcache.config import load_config, resolve_model_path
-    from ppcache.pipelines.loading import load_pipeline
+    from ppcache.config import load_config
+    from ppcache.pipelines.prepare import prepare
     from ppcache.adapters import adapter_for
     from ppcache.pipelines.run import generate
     from ppcache.parallel.sequence import launched_world_size
 
     try:
         config = load_config(args.config, overrides_from(args))
-        model_path = resolve_model_path(config.model.path)
-        start = time.perf_counter()
-        pipe = load_pipeline(model_path, paddle_dtype=config.model.dtype, pipeline=config.model.pipeline)
-        load_seconds = time.perf_counter() - start
-        rank, sequence = 0, config.parallel.sequence
+        sequence = config.parallel.sequence
         if sequence == 1 and launched_world_size() > 1:
             sequence = launched_world_size()  # under the launcher: one generation split across its processes
-        if sequence > 1:
-            from ppcache.parallel import enable_sequence_parallel
-
-            rank = enable_sequence_parallel(pipe, sequence).rank
-        if config.model.compile:
-            ppcache.compile_blocks(pipe)
+        start = time.perf_counter()
+        pipe, group = prepare(config, sequence)
+        load_seconds = time.perf_counter() - start
+        rank = group.rank if group is not None else 0
         if args.compare and config.cache.method != "none":
             from ppcache.bench.compare import compare, format_report, side_by_side
 

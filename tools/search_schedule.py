@@ -114,13 +114,11 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    from ppcache.config import resolve_model_path
-    from ppcache.pipelines.loading import load_pipeline
+    from ppcache.pipelines.prepare import model_section, prepare
     from ppcache.bench.prompts import bundled_prompts
 
     os.makedirs(cfg.out, exist_ok=True)
-    pipe = load_pipeline(resolve_model_path(cfg.model), pipeline=cfg.pipeline)
-    pipe.set_progress_bar_config(disable=True)
+    pipe, _ = prepare(model_section(cfg.model, cfg.pipeline))
     components = model_components(pipe)
     prompts = bundled_prompts()[:cfg.prompts]
     cases = [(prompt, seed) for prompt in prompts for seed in cfg.seeds]

@@ -79,13 +79,13 @@ def call_default(pipe, name):
     return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
-def prepare(args):
+def setup(args):
     """(budget, candidates, calibration cases, held-out cases, held-out source, pipeline, model dir); every
     problem is a PPCacheError, raised before anything is written."""
     from ppcache.bench import prompts as prompt_sets
     from ppcache.bench.tune import budget_from, candidates_from, split_entries
     from ppcache.config import resolve_model_path
-    from ppcache.pipelines.loading import load_pipeline
+    from ppcache.pipelines import model_section, prepare
     from ppcache.pipelines.run import check_resolution
 
     budget = budget_from(args.budget, args.speedup)
@@ -96,7 +96,7 @@ def prepare(args):
     else:
         (calibration, heldout), source = split_entries(entries), "every 3rd prompt"
     model_dir = resolve_model_path(args.model)
-    pipe = load_pipeline(model_dir, pipeline=args.pipeline)
+    pipe, _ = prepare(model_section(args.model, args.pipeline))
     check_resolution(pipe, args.height, args.width)
     return (budget, candidates, prompt_sets.cases(calibration, args.seeds),
             prompt_sets.cases(heldout, args.holdout_seeds), source, pipe, model_dir)
@@ -116,12 +116,11 @@ def main(argv=None):
 
     rank, world = rank_and_world()
     try:
-        budget, candidates, calibration, heldout, source, pipe, model_dir = prepare(args)
+        budget, candidates, calibration, heldout, source, pipe, model_dir = setup(args)
         cap = budget if args.cap == "budget" else None if args.cap is None else budget_from(args.cap, what="--cap")
     except ppcache.PPCacheError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    pipe.set_progress_bar_config(disable=True)
     bench = Benchmark(pipe, Store(args.out, model_dir, args.height, args.width), [], calibration + heldout,
                       args.steps, args.height, args.width, repeats=0, rank=rank, world=world, sheet_cases=0)
     tune = Tune(bench, budget, candidates, range(len(calibration)), range(len(calibration), len(bench.cases)),

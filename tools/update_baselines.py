@@ -19,10 +19,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import ppcache  # noqa: F401
     from ppcache.bench import baselines
-    from ppcache.config import resolve_model_path
-    from ppcache.pipelines.loading import load_pipeline
+    from ppcache.pipelines.prepare import model_section, prepare
 
-    pipe = load_pipeline(resolve_model_path("tiny-flux"))
+    pipe, _ = prepare(model_section("tiny-flux"))
     results = baselines.measure(pipe, baselines.shipped_configs(), args.steps)
     old = baselines.load_baselines()["configs"] if os.path.exists(baselines.BASELINE_FILE) else {}
     for name, row in results.items():

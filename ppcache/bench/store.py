@@ -43,11 +43,14 @@ def atomic(path, write):
 
 
 class Store:
-    def __init__(self, out, model_dir, height, width, agree=None):
+    def __init__(self, out, model_dir, height, width, agree=None, dtype="float32", compiled=False):
         """`agree(flag) -> bool`: under sequence parallelism every rank keeps its own store and must skip the same
-        work, so whether a result is on disk is agreed by all ranks (true only when every rank has it)."""
+        work, so whether a result is on disk is agreed by all ranks (true only when every rank has it). A model run
+        in another dtype, or with compiled blocks, keeps results of its own (float32 eager keys are as before)."""
         self.out = out
-        self.context = (model_fingerprint(model_dir), height, width)
+        self.context = (model_fingerprint(model_dir), height, width) + tuple(
+            setting for setting, default in ((dtype, "float32"), ("compiled" if compiled else None, None))
+            if setting != default)
         self.agree = agree
 
     def exists(self, path):
