@@ -161,7 +161,7 @@ def main(argv=None):
     prompts_name = args.prompts or "bundled " + os.path.relpath(prompt_sets.BUNDLED_PROMPTS)
     model_settings = dict(dtype=first.model.dtype, compiled=first.model.compile)
     settings = dict(model=args.model or first.model.path, pipeline=args.pipeline or first.model.pipeline,
-                    dtype=first.model.dtype, compiled=first.model.compile, steps=steps, height=height, width=width,
+                    **model_settings, steps=steps, height=height, width=width,
                     prompts=prompts_name, num_prompts=len({p for p, _ in cases}), seeds=sorted({s for _, s in cases}),
                     cases=len(cases), repeats=args.repeats, world_size=world,
                     sequence_parallel=sequence.size if sequence is not None else 1,
