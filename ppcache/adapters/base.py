@@ -43,9 +43,9 @@ class Adapter:
     def identity(self):
         """What a per-model calibration (MagCache's curve) is checked against: the family, the number of cached
         blocks and their parameter count (the architecture, from shapes; not the weights)."""
-        parameters = sum(int(p.numel()) for _, _, block in self.block_slots()
-                         for p in block.parameters())
-        return {"family": self.family, "blocks": len(self.block_slots()), "block_parameters": parameters}
+        slots = self.block_slots()
+        parameters = sum(int(p.numel()) for _, _, block in slots for p in block.parameters())
+        return {"family": self.family, "blocks": len(slots), "block_parameters": parameters}
 
     # --- per block kind ---
     def read_inputs(self, block, args, kwargs):

@@ -48,9 +48,8 @@ class Store:
         work, so whether a result is on disk is agreed by all ranks (true only when every rank has it). A model run
         in another dtype, or with compiled blocks, keeps results of its own (float32 eager keys are as before)."""
         self.out = out
-        self.context = (model_fingerprint(model_dir), height, width) + tuple(
-            setting for setting, default in ((dtype, "float32"), ("compiled" if compiled else None, None))
-            if setting != default)
+        extra = ([dtype] if dtype != "float32" else []) + (["compiled"] if compiled else [])
+        self.context = (model_fingerprint(model_dir), height, width, *extra)
         self.agree = agree
 
     def exists(self, path):

@@ -3,7 +3,7 @@
 uncached generation calibrates it. At run time the curve alone decides: after the retained first steps, each step
 multiplies the ratios since the last computed step and adds |1 - product| to an error; while the error stays
 under `threshold` and at most `max_skip_steps` steps in a row were skipped, the step reuses the cached residual.
-The decisions follow from the curve alone (a skip plan per branch and step count, `skip_plan`), so a MagCache step
+The decisions follow from the curve alone (one skip plan per step count, `skip_plan`), so a MagCache step
 makes no host read, and a calibration tool can print the compute of every threshold without a generation."""
 import dataclasses
 import json
@@ -109,11 +109,11 @@ class MagnitudeCurve:
         raise ConfigError(f"magcache: the calibration was measured on {describe(mine)}, but this model is "
                           f"{describe(identity)}; calibrate this model: {CALIBRATE_HINT}")
 
-    def for_steps(self, steps, branch=0):
-        """The ratios of `branch` resampled to `steps` steps: the cumulative magnitude (the product of the ratios) is
-        interpolated in log space over the generation's relative position, so a run with fewer, larger steps gets
+    def for_steps(self, steps):
+        """The first branch's ratios resampled to `steps` steps: the cumulative magnitude (the product of the ratios)
+        is interpolated in log space over the generation's relative position, so a run with fewer, larger steps gets
         correspondingly larger ratios."""
-        row = self.ratios[branch]
+        row = self.ratios[0]
         if steps == self.steps:
             return list(row)
         log_magnitude = np.cumsum(np.log(row))

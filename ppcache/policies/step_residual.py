@@ -31,7 +31,9 @@ class StepResidualPolicy(Policy):
     def decide(self, index, io, call):
         if index != 0:
             return None
-        if not self.follows_first_branch or call.ctx.branch == 0:
+        if not self.follows_first_branch:
+            return self.decide_step(io, call)
+        if call.ctx.branch == 0:
             prediction = self.decide_step(io, call)
             call.state.set(("first_branch_skipped",), (call.ctx.generation, call.ctx.step, prediction is not None))
             return prediction
